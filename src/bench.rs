@@ -1,0 +1,249 @@
+//! Measurements behind `wikibot bench` and `benches/`: a repository with a known history,
+//! warm store operations in one process, and cold starts of compiled bootstraps.
+//!
+//! Benchmarks report numbers; they must not assert goals (a noisy machine would make that
+//! flaky). Goals are compared by people reading the output.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::lambda::emulator::{EmulatorError, FunctionSpec, RunningFunction};
+use crate::store::{
+    Author, Expect, PagePath, Store, StoreConfig, StoreError, Wiki, WikiName, WriteRequest,
+};
+
+/// The shape of a benchmark repository.
+#[derive(Debug, Clone, Copy)]
+pub struct RepoShape {
+    pub commits: usize,
+    pub pages: usize,
+    pub page_bytes: usize,
+}
+
+impl Default for RepoShape {
+    /// 1,000 commits over 100 pages of 4 KB: the repository the Phase 0 numbers use.
+    fn default() -> Self {
+        Self {
+            commits: 1000,
+            pages: 100,
+            page_bytes: 4096,
+        }
+    }
+}
+
+/// The page the n-th commit of a benchmark repository touches; half of them nested.
+pub fn bench_page(n: usize, pages: usize) -> PagePath {
+    let index = n % pages.max(1);
+    let raw = if index.is_multiple_of(2) {
+        format!("Page {index:03}")
+    } else {
+        format!("Dev/Notes {index:03}")
+    };
+    // The format above always yields a valid page path.
+    PagePath::parse(&raw).unwrap_or_else(|e| unreachable!("bench page {raw:?}: {e}"))
+}
+
+/// Deterministic page text of `bytes` bytes, different for each `seed`.
+pub fn page_text(seed: usize, bytes: usize) -> String {
+    let mut rng = fastrand::Rng::with_seed(seed as u64);
+    let mut text = format!("# Benchmark page {seed}\n\n");
+    while text.len() < bytes {
+        let word_len = rng.usize(2..9);
+        text.extend((0..word_len).map(|_| rng.lowercase()));
+        text.push(if rng.u8(..16) == 0 { '\n' } else { ' ' });
+    }
+    text.truncate(bytes);
+    text
+}
+
+pub fn bench_author() -> Author {
+    // Constant, valid input.
+    Author::new("Bench", "bench@wikibot.invalid").unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// Creates wiki `name` under `root` with `shape.commits` commits. Refuses to touch an
+/// existing wiki, so a benchmark never writes into real data.
+pub fn prepare_repo(root: &Path, name: &WikiName, shape: RepoShape) -> Result<(), StoreError> {
+    let store = Store::new(StoreConfig::new(root));
+    let (wiki, created) = store.init(name)?;
+    if !created {
+        return Err(StoreError::InvalidInput(format!(
+            "wiki '{name}' already exists under {}; choose another --root or --wiki",
+            root.display()
+        )));
+    }
+    let author = bench_author();
+    for n in 0..shape.commits {
+        let page = bench_page(n, shape.pages);
+        let content = page_text(n, shape.page_bytes);
+        let message = format!("Bench commit {n}");
+        wiki.write(&WriteRequest {
+            page: &page,
+            content: &content,
+            author: &author,
+            message: &message,
+            time: SystemTime::now(),
+            expect: Expect::Anything,
+        })?;
+    }
+    Ok(())
+}
+
+/// A store operation to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreOp {
+    /// Read one page at the tip.
+    Read,
+    /// Commit a change to one page (a different page each time).
+    Write,
+    /// The last 50 commits of the wiki.
+    History,
+}
+
+/// Runs `op` once to warm up (open the repository, fill caches), then `count` times,
+/// returning each timed run.
+pub fn run_store_op(wiki: &Wiki, op: StoreOp, count: usize) -> Result<Vec<Duration>, StoreError> {
+    let author = bench_author();
+    let pages = wiki.list("")?.len().max(1);
+    let read_page = bench_page(0, pages);
+    let once = |n: usize| -> Result<(), StoreError> {
+        match op {
+            StoreOp::Read => wiki.read(&read_page).map(drop),
+            StoreOp::History => wiki.history(None, 50).map(drop),
+            StoreOp::Write => {
+                let page = bench_page(n, pages);
+                let content = format!("# Write {n}\n\n{}", page_text(n, 1024));
+                wiki.write(&WriteRequest {
+                    page: &page,
+                    content: &content,
+                    author: &author,
+                    message: "Bench write",
+                    time: SystemTime::now(),
+                    expect: Expect::Anything,
+                })
+                .map(drop)
+            }
+        }
+    };
+    once(usize::MAX / 2)?;
+    let seed = fastrand::usize(..1 << 40);
+    (0..count)
+        .map(|n| {
+            let started = Instant::now();
+            once(seed + n)?;
+            Ok(started.elapsed())
+        })
+        .collect()
+}
+
+/// One cold start: process exec to its first Runtime API request (init) and to its first
+/// answer (what a caller waits for).
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStart {
+    pub init: Duration,
+    pub first_response: Duration,
+}
+
+/// Starts `spec` afresh `runs` times, invoking it once each time.
+pub async fn cold_starts(
+    spec: &FunctionSpec,
+    event: &[u8],
+    runs: usize,
+) -> Result<Vec<ColdStart>, EmulatorError> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut function = RunningFunction::start(spec.clone()).await?;
+        let invocation = function.invoke(event).await?;
+        function.kill().await;
+        if let (Some(init), Some(first_response)) = (invocation.init, invocation.cold_start_total) {
+            samples.push(ColdStart {
+                init,
+                first_response,
+            });
+        }
+    }
+    Ok(samples)
+}
+
+/// Order statistics of a set of timings.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Summary {
+    pub count: usize,
+    pub mean_ms: f64,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Summary {
+    /// `None` for an empty set.
+    pub fn of(samples: &[Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let ms = |d: Duration| crate::lambda::millis(d);
+        let at = |q: f64| ms(sorted[((sorted.len() - 1) as f64 * q).round() as usize]);
+        let total: Duration = sorted.iter().sum();
+        Some(Self {
+            count: sorted.len(),
+            mean_ms: ms(total / sorted.len() as u32),
+            min_ms: at(0.0),
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_orders_samples() {
+        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let s = Summary::of(&samples).unwrap();
+        assert_eq!((s.count, s.min_ms, s.max_ms), (100, 1.0, 100.0));
+        assert_eq!(s.p50_ms, 51.0);
+        assert_eq!(s.p90_ms, 90.0);
+        assert_eq!(s.mean_ms, 50.5);
+        assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn page_text_is_deterministic_and_sized() {
+        assert_eq!(page_text(7, 4096), page_text(7, 4096));
+        assert_ne!(page_text(7, 4096), page_text(8, 4096));
+        assert_eq!(page_text(7, 4096).len(), 4096);
+    }
+
+    #[test]
+    fn prepared_repo_has_the_requested_history_and_refuses_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = WikiName::parse("bench").unwrap();
+        let shape = RepoShape {
+            commits: 30,
+            pages: 10,
+            page_bytes: 256,
+        };
+        prepare_repo(dir.path(), &name, shape).unwrap();
+        let store = Store::new(StoreConfig::new(dir.path()));
+        let wiki = store.open(&name).unwrap();
+        assert_eq!(wiki.history(None, 100).unwrap().len(), 30);
+        assert_eq!(wiki.list("").unwrap().len(), 10);
+        assert!(prepare_repo(dir.path(), &name, shape).is_err());
+        for op in [StoreOp::Read, StoreOp::Write, StoreOp::History] {
+            assert_eq!(run_store_op(&wiki, op, 3).unwrap().len(), 3);
+        }
+        assert_eq!(
+            wiki.history(None, 100).unwrap().len(),
+            30 + 1 + 3,
+            "warm-up + 3 writes"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! `wikibot`: the command line. It runs compiled Lambda bootstraps locally through the
+//! Runtime API emulator (`invoke`) and measures the store and cold starts (`bench`).
+//! Each subcommand parses its arguments, calls the library, and prints; nothing more.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use wikibot::bench::{self, RepoShape, StoreOp, Summary};
+use wikibot::lambda::emulator::{FunctionSpec, Outcome, RunningFunction, resolve_bootstrap};
+use wikibot::lambda::millis;
+use wikibot::store::{Store, StoreConfig, WikiName};
+
+/// A wiki that AI assistants read and write over MCP, stored in git, served by AWS Lambda.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a compiled Lambda bootstrap locally, as Lambda would, and print its responses.
+    ///
+    /// The bootstrap is started in a clean environment with Lambda's reserved variables and
+    /// its own Runtime API endpoint. The first event is a cold start; every further event goes
+    /// to the same process (warm). Responses are printed to stdout, one JSON document per
+    /// line; the function's logs and per-invocation timings go to stderr.
+    ///
+    /// Example: wikibot invoke git-probe --event '{"op":"lifecycle","repo":"demo"}'
+    Invoke(InvokeArgs),
+    /// Measure the page store and Lambda cold starts.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct InvokeArgs {
+    /// Path to the bootstrap binary, or the name of one built next to this `wikibot`
+    /// (efs-probe, git-probe).
+    bootstrap: PathBuf,
+    /// An event (JSON), or @FILE to read it from a file. Repeat for warm invocations.
+    #[arg(
+        long = "event",
+        short = 'e',
+        required = true,
+        value_name = "JSON|@FILE"
+    )]
+    events: Vec<String>,
+    #[command(flatten)]
+    function: FunctionArgs,
+    /// Do not copy the function's logs to stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Clone)]
+struct FunctionArgs {
+    /// The local directory standing in for the EFS mount (sets WIKIBOT_ROOT).
+    #[arg(long, default_value = "wikibot-data", value_name = "DIR")]
+    root: PathBuf,
+    /// An environment variable for the function; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    env: Vec<(String, String)>,
+    /// Kill the function if one invocation takes longer (Lambda's timeout).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    timeout: u64,
+    /// Reported to the function as AWS_LAMBDA_FUNCTION_MEMORY_SIZE.
+    #[arg(long, default_value_t = 512, value_name = "MB")]
+    memory: u32,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Create a benchmark wiki with a known history (default: 1,000 commits, 100 pages of 4 KB).
+    Prepare {
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        #[arg(long, default_value = "bench")]
+        wiki: String,
+        #[arg(long, default_value_t = RepoShape::default().commits)]
+        commits: usize,
+        #[arg(long, default_value_t = RepoShape::default().pages)]
+        pages: usize,
+        #[arg(long, default_value_t = RepoShape::default().page_bytes)]
+        page_bytes: usize,
+    },
+    /// Perform COUNT warm store operations in this process and print their latency.
+    ///
+    /// One untimed operation first opens the repository and warms the caches, as a warm
+    /// Lambda invocation would find them. To count file-system calls per operation:
+    /// strace -f -c -e trace=%file wikibot bench store --root DIR --op read --count 1000,
+    /// minus the same with --count 0, divided by 1000.
+    Store {
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        #[arg(long, value_enum)]
+        op: StoreOp,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value = "bench")]
+        wiki: String,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a bootstrap afresh RUNS times and time exec → first Runtime API request (init)
+    /// and exec → first response.
+    Cold {
+        /// Path to the bootstrap, or the name of one built next to this `wikibot`.
+        bootstrap: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// The event to send each fresh process.
+        #[arg(
+            long,
+            default_value = r#"{"op":"init","repo":"bench-cold"}"#,
+            value_name = "JSON"
+        )]
+        event: String,
+        #[command(flatten)]
+        function: FunctionArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let result = match Cli::parse().command {
+        Command::Invoke(args) => block_on(invoke(args)).and_then(|result| result),
+        Command::Bench(command) => bench(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("wikibot: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<ExitCode, String>;
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WIKIBOT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
+    Ok(tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(work))
+}
+
+async fn invoke(args: InvokeArgs) -> CliResult {
+    let events = args
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| load_event(raw).map_err(|e| format!("event {}: {e}", i + 1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut spec = function_spec(&args.bootstrap, &args.function)?;
+    spec.echo_logs = !args.quiet;
+    let mut function = RunningFunction::start(spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut failed = false;
+    for (i, event) in events.iter().enumerate() {
+        let invocation = match function.invoke(event).await {
+            Ok(invocation) => invocation,
+            Err(e) => {
+                eprintln!("invocation {}: {e}", i + 1);
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        println!("{}", invocation.json());
+        if let Outcome::FunctionError { .. } = invocation.outcome {
+            failed = true;
+        }
+        if !args.quiet {
+            let start = match (invocation.init, invocation.cold_start_total) {
+                (Some(init), Some(total)) => format!(
+                    "cold: init {} ms, exec to response {} ms, ",
+                    millis(init),
+                    millis(total)
+                ),
+                _ => "warm: ".to_owned(),
+            };
+            eprintln!(
+                "invocation {} ({start}duration {} ms, request {})",
+                i + 1,
+                millis(invocation.duration),
+                invocation.request_id
+            );
+        }
+    }
+    function.kill().await;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn load_event(raw: &str) -> Result<Vec<u8>, String> {
+    let bytes = match raw.strip_prefix('@') {
+        Some(file) => std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?,
+        None => raw.as_bytes().to_vec(),
+    };
+    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+        .map_err(|e| format!("not JSON ({e}); Lambda accepts only JSON events"))?;
+    Ok(bytes)
+}
+
+fn function_spec(bootstrap: &Path, args: &FunctionArgs) -> Result<FunctionSpec, String> {
+    let bootstrap = resolve_bootstrap(bootstrap);
+    if !bootstrap.is_file() {
+        return Err(format!(
+            "no bootstrap at {}; build it first (cargo build --release) or give its path",
+            bootstrap.display()
+        ));
+    }
+    std::fs::create_dir_all(&args.root)
+        .and_then(|()| std::path::absolute(&args.root))
+        .map(|root| {
+            let mut spec =
+                FunctionSpec::new(bootstrap).env("WIKIBOT_ROOT", root.display().to_string());
+            spec.env.extend(args.env.iter().cloned());
+            spec.timeout = Duration::from_secs(args.timeout);
+            spec.memory_mb = args.memory;
+            spec
+        })
+        .map_err(|e| format!("cannot use --root {}: {e}", args.root.display()))
+}
+
+fn parse_env_pair(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {raw:?}")),
+    }
+}
+
+fn bench(command: BenchCommand) -> CliResult {
+    match command {
+        BenchCommand::Prepare {
+            root,
+            wiki,
+            commits,
+            pages,
+            page_bytes,
+        } => {
+            let name = WikiName::parse(&wiki).map_err(|e| e.to_string())?;
+            let shape = RepoShape {
+                commits,
+                pages: pages.max(1),
+                page_bytes,
+            };
+            bench::prepare_repo(&root, &name, shape).map_err(|e| e.to_string())?;
+            println!(
+                "prepared wiki '{name}' under {} with {commits} commits over {} pages",
+                root.display(),
+                shape.pages
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Store {
+            root,
+            op,
+            count,
+            wiki,
+            json,
+        } => {
+            let name = WikiName::parse(&wiki).map_err(|e| e.to_string())?;
+            let store = Store::new(StoreConfig::new(&root));
+            let wiki = store.open(&name).map_err(|e| {
+                format!(
+                    "{e} (under {}; run `wikibot bench prepare --root {}` first)",
+                    root.display(),
+                    root.display()
+                )
+            })?;
+            let samples = bench::run_store_op(&wiki, op, count).map_err(|e| e.to_string())?;
+            print_summary(
+                &format!("{op:?}").to_lowercase(),
+                Summary::of(&samples),
+                json,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Cold {
+            bootstrap,
+            runs,
+            event,
+            function,
+            json,
+        } => {
+            let event = load_event(&event)?;
+            let spec = function_spec(&bootstrap, &function)?;
+            let samples =
+                block_on(bench::cold_starts(&spec, &event, runs))?.map_err(|e| e.to_string())?;
+            let init: Vec<Duration> = samples.iter().map(|s| s.init).collect();
+            let first: Vec<Duration> = samples.iter().map(|s| s.first_response).collect();
+            print_summary("cold init (exec → first /next)", Summary::of(&init), json);
+            print_summary(
+                "cold start (exec → first response)",
+                Summary::of(&first),
+                json,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_summary(label: &str, summary: Option<Summary>, json: bool) {
+    match (summary, json) {
+        (None, _) => println!("{label}: no samples"),
+        (Some(s), true) => println!("{}", serde_json::json!({ "label": label, "summary": s })),
+        (Some(s), false) => println!(
+            "{label}: n={} mean {:.3} ms, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, min {:.3} ms, max {:.3} ms",
+            s.count, s.mean_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.min_ms, s.max_ms
+        ),
+    }
+}

@@ -1,0 +1,43 @@
+//! Reading configuration from the environment, with errors that name the variable.
+//!
+//! Lambda functions are configured only through environment variables (set by Pulumi), so
+//! every setting has one name and one parser here. This module must not hold defaults for
+//! particular settings: their owners do.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} must be a whole number, got {value:?}")]
+    NotANumber { name: &'static str, value: String },
+    #[error("{name} is not valid UTF-8")]
+    NotUnicode { name: &'static str },
+}
+
+/// An optional non-negative integer setting; unset or empty means "use the default".
+pub fn env_number(name: &'static str) -> Result<Option<u64>, ConfigError> {
+    match env_string(name)? {
+        None => Ok(None),
+        Some(value) => value
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::NotANumber { name, value }),
+    }
+}
+
+/// A directory setting; unset or empty means `default`.
+pub fn env_path(name: &'static str, default: &Path) -> PathBuf {
+    std::env::var_os(name)
+        .filter(|value| !value.is_empty())
+        .map_or_else(|| default.to_owned(), PathBuf::from)
+}
+
+/// An optional string setting; unset or empty means `None`.
+pub fn env_string(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode { name }),
+    }
+}

@@ -1,0 +1,136 @@
+//! What the Lambda binaries share: the execution environment's identity (instance id, cold
+//! start), running a JSON handler under the Runtime API, and the local [`emulator`] of that
+//! API which runs compiled bootstraps as Lambda does.
+//!
+//! This module must not contain handler logic (that lives in [`crate::probes`]) and must not
+//! keep per-request state between invocations beyond the counters here.
+
+pub mod emulator;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+/// The identity of this execution environment (one process): Lambda reuses it for warm
+/// invocations and starts a new one for a cold start.
+#[derive(Debug)]
+pub struct Instance {
+    id: String,
+    invocations: AtomicU64,
+}
+
+/// Where an invocation falls in its environment's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationInfo {
+    /// First invocation in this process: it paid for the process start and init.
+    pub cold_start: bool,
+    /// 1-based invocation count within this process.
+    pub number: u64,
+}
+
+impl Instance {
+    pub fn new() -> Self {
+        Self {
+            id: format!("{:016x}", fastrand::u64(..)),
+            invocations: AtomicU64::new(0),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Records the start of an invocation.
+    pub fn next_invocation(&self) -> InvocationInfo {
+        let number = self.invocations.fetch_add(1, Ordering::Relaxed) + 1;
+        InvocationInfo {
+            cold_start: number == 1,
+            number,
+        }
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Milliseconds with microsecond resolution, for timing fields in responses.
+pub fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Logs for CloudWatch: level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default INFO), JSON
+/// when `AWS_LAMBDA_LOG_FORMAT=JSON`, no colour codes and no timestamps (CloudWatch adds them).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(level.into())
+                .from_env_lossy(),
+        )
+        .with_ansi(false)
+        .with_target(false)
+        .without_time();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs `handler` as this process's Lambda function: JSON in, JSON out, one event at a time.
+/// The handler reports failures inside its JSON, so the runtime never sees an error.
+pub fn run_json_handler<F>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Value) -> Value + Send + Sync + 'static,
+{
+    init_logging();
+    let handler = Arc::new(handler);
+    // One event at a time: a single-threaded runtime starts faster and needs nothing more.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Value>| {
+            let handler = Arc::clone(&handler);
+            async move { Ok::<Value, Infallible>(handler(event.payload)) }
+        },
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_invocation_is_cold() {
+        let instance = Instance::new();
+        assert_eq!(instance.id().len(), 16);
+        let first = instance.next_invocation();
+        let second = instance.next_invocation();
+        assert!(first.cold_start && !second.cold_start);
+        assert_eq!((first.number, second.number), (1, 2));
+        assert_ne!(Instance::new().id(), instance.id());
+    }
+
+    #[test]
+    fn millis_keeps_microseconds() {
+        assert_eq!(millis(Duration::from_micros(1234)), 1.234);
+        assert_eq!(millis(Duration::from_nanos(1_234_567)), 1.235);
+    }
+}

@@ -1,0 +1,104 @@
+//! The page store's error type, and the five kinds every edge maps it to.
+//!
+//! Messages are written for the person (or assistant) who sent the request: they say what
+//! was wrong and what to do next. This module must not format errors for a particular edge
+//! (JSON, MCP, CLI); edges use [`StoreError::kind`] and `Display`.
+
+use std::time::Duration;
+
+use super::{PagePath, PagePathError, Revision, WikiName, WikiNameError};
+
+/// The coarse classes an edge reports (`invalid_input`, `not_found`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    InvalidInput,
+    NotFound,
+    Conflict,
+    Busy,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::Busy => "busy",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    InvalidPage(#[from] PagePathError),
+    #[error(transparent)]
+    InvalidWiki(#[from] WikiNameError),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("wiki '{0}' does not exist; initialise it first")]
+    WikiNotFound(WikiName),
+    #[error("page '{0}' does not exist")]
+    PageNotFound(PagePath),
+    #[error("revision {0} is not a commit of this wiki")]
+    RevisionNotFound(String),
+    #[error(
+        "page '{page}' changed since revision {base}; its current revision is {current}: read it again and reapply your change"
+    )]
+    Conflict {
+        page: PagePath,
+        base: Revision,
+        current: Revision,
+    },
+    #[error("page '{page}' already exists at revision {current}; pass that revision to update it")]
+    AlreadyExists { page: PagePath, current: Revision },
+    #[error(
+        "the wiki is busy: another writer held its lock for {} ms; retry shortly",
+        waited.as_millis()
+    )]
+    Busy { waited: Duration },
+    #[error("page '{0}' is not UTF-8 text")]
+    NotText(PagePath),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidPage(_) | Self::InvalidWiki(_) | Self::InvalidInput(_) => {
+                ErrorKind::InvalidInput
+            }
+            Self::WikiNotFound(_) | Self::PageNotFound(_) | Self::RevisionNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            Self::Conflict { .. } | Self::AlreadyExists { .. } => ErrorKind::Conflict,
+            Self::Busy { .. } => ErrorKind::Busy,
+            Self::NotText(_) | Self::Git(_) | Self::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The page's current revision, when the error is a conflict.
+    pub fn current_revision(&self) -> Option<&Revision> {
+        match self {
+            Self::Conflict { current, .. } | Self::AlreadyExists { current, .. } => Some(current),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

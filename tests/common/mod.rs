@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests: start the compiled Lambda bootstraps through the
+//! Runtime API emulator, and inspect repositories with the real `git` CLI.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use wikibot::lambda::emulator::{FunctionSpec, RunningFunction};
+
+pub fn spec(bootstrap: &str, root: &Path) -> FunctionSpec {
+    FunctionSpec::new(bootstrap).env("WIKIBOT_ROOT", root.display().to_string())
+}
+
+pub fn git_probe(root: &Path) -> FunctionSpec {
+    spec(env!("CARGO_BIN_EXE_git-probe"), root)
+}
+
+pub fn efs_probe(root: &Path) -> FunctionSpec {
+    spec(env!("CARGO_BIN_EXE_efs-probe"), root)
+}
+
+pub async fn start(spec: FunctionSpec) -> RunningFunction {
+    RunningFunction::start(spec).await.expect("function starts")
+}
+
+/// Invokes and returns the JSON response; panics on a Lambda-level failure.
+pub async fn call(function: &mut RunningFunction, event: Value) -> Value {
+    let invocation = function
+        .invoke(event.to_string().as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("invoking with {event}: {e}"));
+    invocation.json()
+}
+
+/// Like `call`, but the response must not be an error.
+pub async fn call_ok(function: &mut RunningFunction, event: Value) -> Value {
+    let response = call(function, event.clone()).await;
+    assert!(response.get("error").is_none(), "{event} → {response}");
+    response
+}
+
+pub fn write_event(repo: &str, page: &str, content: &str) -> Value {
+    serde_json::json!({
+        "op": "write", "repo": repo, "page": page, "content": content,
+        "author": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "message": format!("Write {content:.40}"),
+    })
+}
+
+/// Runs the real git CLI against a bare repository; panics unless it succeeds.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("the git CLI is installed");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `git fsck --full --strict` succeeds and reports nothing but dangling objects.
+pub fn assert_fsck_clean(repo: &Path) {
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["fsck", "--full", "--strict", "--no-progress"])
+        .output()
+        .expect("the git CLI is installed");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "fsck failed:\n{report}");
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|line| !line.starts_with("dangling "))
+        .collect();
+    assert!(problems.is_empty(), "fsck reported:\n{report}");
+}
+
+pub fn commit_count(repo: &Path) -> usize {
+    git(repo, &["rev-list", "--count", "main"])
+        .trim()
+        .parse()
+        .expect("a number")
+}
