@@ -1,1 +1,47 @@
-fn main() {}
+//! Criterion benchmarks of the page store on a repository with 1,000 commits (100 pages of
+//! 4 KB): warm read, warm write, and the last 50 commits. The dulwich comparison, syscall
+//! counts and cold starts are in `checks/bench`, which prints them side by side.
+
+use std::time::SystemTime;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wikibot::bench::{RepoShape, bench_author, bench_page, page_text, prepare_repo};
+use wikibot::store::{Expect, Store, StoreConfig, WikiName, WriteRequest};
+
+fn store_operations(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let name = WikiName::parse("bench").expect("a valid name");
+    let shape = RepoShape::default();
+    prepare_repo(dir.path(), &name, shape).expect("benchmark repository");
+    let store = Store::new(StoreConfig::new(dir.path()));
+    let wiki = store.open(&name).expect("open");
+    let page = bench_page(0, shape.pages);
+    let author = bench_author();
+
+    let mut group = c.benchmark_group("store (1,000 commits)");
+    group.bench_function("read", |b| b.iter(|| wiki.read(&page).expect("read")));
+    group.bench_function("history(50)", |b| {
+        b.iter(|| wiki.history(None, 50).expect("history"))
+    });
+    let mut n = 0usize;
+    group.bench_function("write", |b| {
+        b.iter(|| {
+            n += 1;
+            let page = bench_page(n, shape.pages);
+            let content = page_text(n, 1024);
+            wiki.write(&WriteRequest {
+                page: &page,
+                content: &content,
+                author: &author,
+                message: "Bench write",
+                time: SystemTime::now(),
+                expect: Expect::Anything,
+            })
+            .expect("write")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, store_operations);
+criterion_main!(benches);

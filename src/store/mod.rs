@@ -15,8 +15,11 @@
 //! returns typed results and [`StoreError`]s.
 
 mod error;
+mod fs;
 mod lock;
+mod objects;
 mod path;
+mod refs;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Sort};
+use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions};
 
 pub use error::{ErrorKind, StoreError};
 pub use path::{
@@ -33,11 +36,11 @@ pub use path::{
 };
 
 use lock::LockCheck;
+use objects::{Builder, NewObject, Objects, Scratch};
+use refs::Swap;
 
 /// The branch every wiki lives on.
 pub const MAIN_REF: &str = "refs/heads/main";
-/// The id of the tree with no entries (SHA-1 repositories).
-const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 /// Removes stale `main.lock` files; kept outside `refs/` so git never mistakes it for a ref.
 const LOCK_BREAKER_FILE: &str = "wikibot-lock-breaker.lock";
 
@@ -255,10 +258,10 @@ impl Store {
         let mut attempt = 0;
         loop {
             if let Some(repo) = open_repository(&path)? {
-                return Ok((self.remember(name, path, repo), false));
+                return Ok((self.remember(name, path, repo)?, false));
             }
             match init_repository(&path) {
-                Ok(repo) => return Ok((self.remember(name, path, repo), true)),
+                Ok(repo) => return Ok((self.remember(name, path, repo)?, true)),
                 // Another process is initialising the same wiki: wait for it.
                 Err(e) if is_contention(&e) && started.elapsed() < self.config.write_budget => {
                     attempt += 1;
@@ -277,7 +280,7 @@ impl Store {
         let _span = tracing::info_span!("git.open", wiki = %name).entered();
         let path = self.repository_path(name);
         match open_repository(&path)? {
-            Some(repo) => Ok(self.remember(name, path, repo)),
+            Some(repo) => self.remember(name, path, repo),
             None => Err(StoreError::WikiNotFound(name.clone())),
         }
     }
@@ -286,17 +289,27 @@ impl Store {
         lock_ignoring_poison(&self.open).get(name).cloned()
     }
 
-    fn remember(&self, name: &WikiName, path: PathBuf, repo: Repository) -> Arc<Wiki> {
+    fn remember(
+        &self,
+        name: &WikiName,
+        path: PathBuf,
+        disk: Repository,
+    ) -> Result<Arc<Wiki>, StoreError> {
         let mut open = lock_ignoring_poison(&self.open);
-        let wiki = open.entry(name.clone()).or_insert_with(|| {
-            Arc::new(Wiki {
-                name: name.clone(),
-                path,
-                repo: Mutex::new(repo),
-                config: Arc::clone(&self.config),
-            })
+        if let Some(wiki) = open.get(name) {
+            return Ok(Arc::clone(wiki));
+        }
+        let wiki = Arc::new(Wiki {
+            name: name.clone(),
+            path,
+            repos: Mutex::new(Repositories {
+                disk,
+                scratch: Scratch::new()?,
+            }),
+            config: Arc::clone(&self.config),
         });
-        Arc::clone(wiki)
+        open.insert(name.clone(), Arc::clone(&wiki));
+        Ok(wiki)
     }
 }
 
@@ -305,8 +318,14 @@ impl Store {
 pub struct Wiki {
     name: WikiName,
     path: PathBuf,
-    repo: Mutex<Repository>,
+    repos: Mutex<Repositories>,
     config: Arc<StoreConfig>,
+}
+
+/// The repository on disk, and the scratch database of objects this process wrote.
+struct Repositories {
+    disk: Repository,
+    scratch: Scratch,
 }
 
 impl Wiki {
@@ -322,11 +341,12 @@ impl Wiki {
     pub fn read(&self, page: &PagePath) -> Result<PageVersion, StoreError> {
         let _span = tracing::info_span!("git.read", wiki = %self.name, page = %page).entered();
         retry_stale_handle(|| {
-            let repo = self.repo();
+            let repos = self.repos();
+            let objects = Objects::new(&repos.disk, &repos.scratch);
             let not_found = || StoreError::PageNotFound(page.clone());
-            let tip = tip(&repo)?.ok_or_else(not_found)?;
-            let blob_id = page_blob(&repo, tip, page)?.ok_or_else(not_found)?;
-            let blob = repo.find_blob(blob_id)?;
+            let tip = self.tip()?.ok_or_else(not_found)?;
+            let blob_id = page_blob(&objects, tip, page)?.ok_or_else(not_found)?;
+            let blob = objects.blob(blob_id)?;
             let content = std::str::from_utf8(blob.content())
                 .map_err(|_| StoreError::NotText(page.clone()))?;
             Ok(PageVersion {
@@ -354,25 +374,27 @@ impl Wiki {
             .time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let when = git2::Time::new(seconds, 0);
-        let signature = Signature::new(request.author.name(), request.author.email(), &when)?;
-        let tree_path = page.tree_path();
+        let change = Change {
+            request,
+            message: &message,
+            seconds,
+            blob_on_disk: false,
+        };
 
         let started = Instant::now();
-        let blob = retry_stale_handle(|| Ok(self.repo().blob(request.content.as_bytes())?))?;
+        let mut change = change;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let step = self.try_commit(request, &tree_path, blob, &signature, &message);
-            let retry = match step {
-                Ok(CommitStep::Done(outcome)) => {
+            let retry = match self.try_commit(&mut change) {
+                Ok(Attempt::Done(outcome)) => {
                     return Ok(WriteOutcome {
                         attempts,
                         ..outcome
                     });
                 }
-                Ok(CommitStep::LostRace) => Retry::Backoff,
-                Ok(CommitStep::Locked) => match self.clear_stale_lock()? {
+                Ok(Attempt::LostRace) => Retry::Backoff,
+                Ok(Attempt::Locked) => match self.clear_stale_lock()? {
                     LockCheck::Cleared => Retry::Now,
                     LockCheck::Held => Retry::Backoff,
                 },
@@ -391,60 +413,77 @@ impl Wiki {
         }
     }
 
-    fn try_commit(
-        &self,
-        request: &WriteRequest<'_>,
-        tree_path: &str,
-        blob: Oid,
-        signature: &Signature<'_>,
-        message: &str,
-    ) -> Result<CommitStep, StoreError> {
-        let repo = self.repo();
-        let tip = tip(&repo)?;
-        let current = match tip {
-            Some(tip) => page_blob(&repo, tip, request.page)?,
-            None => None,
+    /// One attempt: read the tip, check the expectation, build the new objects in scratch,
+    /// persist them, and swap the ref.
+    fn try_commit(&self, change: &mut Change<'_, '_>) -> Result<Attempt, StoreError> {
+        let request = change.request;
+        let mut repos = self.repos();
+        let Repositories { disk, scratch } = &mut *repos;
+        scratch.bound_memory()?;
+        let tip = self.tip()?;
+        let (current, root) = {
+            let objects = Objects::new(disk, scratch);
+            let current = match tip {
+                Some(tip) => page_blob(&objects, tip, request.page)?,
+                None => None,
+            };
+            check_expectation(&objects, request, tip, current)?;
+            let root = tip
+                .map(|tip| objects.commit(tip).map(|c| c.tree_id()))
+                .transpose()?;
+            (current, root)
         };
-        check_expectation(&repo, request, tip, current)?;
+
+        let mut builder = Builder::new(scratch);
+        let blob = builder.blob(request.content.as_bytes())?;
         if let (Some(tip), Some(current)) = (tip, current)
-            && current == blob
+            && current == blob.id
         {
-            return Ok(CommitStep::Done(WriteOutcome {
+            return Ok(Attempt::Done(WriteOutcome {
                 revision: Revision(tip),
                 changed: false,
                 attempts: 0,
             }));
         }
+        let tree_path = request.page.tree_path();
+        let mut components: Vec<&str> = tree_path.split('/').collect();
+        let file = components.pop().unwrap_or_default();
+        let trees = builder.trees_with_file(disk, root, &components, file, blob.id)?;
+        let root_tree = trees
+            .first()
+            .map(|t| t.id)
+            .ok_or_else(|| StoreError::Git(git2::Error::from_str("no tree was built")))?;
+        let commit = builder.commit(
+            root_tree,
+            tip,
+            request.author,
+            change.seconds,
+            change.message,
+        )?;
 
-        let parent = tip.map(|id| repo.find_commit(id)).transpose()?;
-        let base_tree = match &parent {
-            Some(commit) => commit.tree()?,
-            // libgit2 knows the empty tree without it being stored: nothing to write.
-            None => repo.find_tree(Oid::from_str(EMPTY_TREE)?)?,
+        let objects_dir = self.path.join("objects");
+        let persist = |object: &NewObject| {
+            objects::persist(&objects_dir, object)
+                .map_err(|e| StoreError::io(format!("writing object {}", object.id), e))
         };
-        let tree_id = git2::build::TreeUpdateBuilder::new()
-            .upsert(tree_path, blob, git2::FileMode::Blob)
-            .create_updated(&repo, &base_tree)?;
-        let tree = repo.find_tree(tree_id)?;
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        let commit = repo.commit(None, signature, signature, message, &tree, &parents)?;
+        if !change.blob_on_disk {
+            persist(&blob)?;
+            change.blob_on_disk = true;
+        }
+        trees.iter().try_for_each(persist)?;
+        persist(&commit)?;
 
-        let moved = match tip {
-            Some(old) => repo.reference_matching(MAIN_REF, commit, true, old, message),
-            None => repo.reference(MAIN_REF, commit, false, message),
-        };
-        match moved {
-            Ok(_) => Ok(CommitStep::Done(WriteOutcome {
-                revision: Revision(commit),
+        let swap = refs::compare_and_swap(&self.path, MAIN_REF, tip, commit.id)
+            .map_err(|e| StoreError::io(format!("updating {MAIN_REF}"), e))?;
+        Ok(match swap {
+            Swap::Done => Attempt::Done(WriteOutcome {
+                revision: Revision(commit.id),
                 changed: true,
                 attempts: 0,
-            })),
-            Err(e) if e.code() == ErrorCode::Locked => Ok(CommitStep::Locked),
-            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
-                Ok(CommitStep::LostRace)
-            }
-            Err(e) => Err(e.into()),
-        }
+            }),
+            Swap::Locked => Attempt::Locked,
+            Swap::Moved => Attempt::LostRace,
+        })
     }
 
     fn clear_stale_lock(&self) -> Result<LockCheck, StoreError> {
@@ -457,7 +496,8 @@ impl Wiki {
         .map_err(|e| StoreError::io(format!("checking {}", lock.display()), e))
     }
 
-    /// Newest-first commits of the whole wiki, or only those that changed `page`.
+    /// Newest-first commits of the whole wiki, or only those that changed `page`. Follows
+    /// first parents, like `git log --first-parent` (wiki history is linear).
     pub fn history(
         &self,
         page: Option<&PagePath>,
@@ -465,25 +505,29 @@ impl Wiki {
     ) -> Result<Vec<CommitInfo>, StoreError> {
         let _span = tracing::info_span!("git.history", wiki = %self.name, limit).entered();
         retry_stale_handle(|| {
-            let repo = self.repo();
-            let Some(tip) = tip(&repo)? else {
-                return Ok(Vec::new());
-            };
-            let mut walk = repo.revwalk()?;
-            walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
-            walk.push(tip)?;
+            let repos = self.repos();
+            let objects = Objects::new(&repos.disk, &repos.scratch);
+            let mut next = self.tip()?;
             let mut commits = Vec::new();
-            for id in walk {
+            while let Some(id) = next {
                 if commits.len() >= limit {
                     break;
                 }
-                let commit = repo.find_commit(id?)?;
-                if let Some(page) = page
-                    && !touches(&repo, &commit, page)?
-                {
-                    continue;
+                let commit = objects.commit(id)?;
+                next = commit.parent_ids().next();
+                let include = match page {
+                    Some(page) => {
+                        page_blob_in(&objects, commit.tree_id(), page)?
+                            != match next {
+                                Some(parent) => page_blob(&objects, parent, page)?,
+                                None => None,
+                            }
+                    }
+                    None => true,
+                };
+                if include {
+                    commits.push(commit_info(&commit));
                 }
-                commits.push(commit_info(&commit));
             }
             Ok(commits)
         })
@@ -493,48 +537,61 @@ impl Wiki {
     pub fn list(&self, prefix: &str) -> Result<Vec<PagePath>, StoreError> {
         let _span = tracing::info_span!("git.list", wiki = %self.name).entered();
         retry_stale_handle(|| {
-            let repo = self.repo();
-            let Some(tip) = tip(&repo)? else {
+            let repos = self.repos();
+            let objects = Objects::new(&repos.disk, &repos.scratch);
+            let Some(tip) = self.tip()? else {
                 return Ok(Vec::new());
             };
-            let tree = repo.find_commit(tip)?.tree()?;
             let mut pages = Vec::new();
-            tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-                let Ok(name) = entry.name() else {
-                    return git2::TreeWalkResult::Skip;
-                };
-                let full = format!("{dir}{name}");
-                match entry.kind() {
-                    Some(ObjectType::Tree) => {
-                        let as_dir = format!("{full}/");
-                        if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
-                            git2::TreeWalkResult::Ok
-                        } else {
-                            git2::TreeWalkResult::Skip
+            let mut pending = vec![(String::new(), objects.commit(tip)?.tree_id())];
+            while let Some((dir, tree_id)) = pending.pop() {
+                for entry in objects.tree(tree_id)?.iter() {
+                    let Ok(name) = entry.name() else { continue };
+                    let full = format!("{dir}{name}");
+                    match entry.kind() {
+                        Some(ObjectType::Tree) => {
+                            let as_dir = format!("{full}/");
+                            if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
+                                pending.push((as_dir, entry.id()));
+                            }
                         }
-                    }
-                    Some(ObjectType::Blob) => {
-                        if let Some(page) = PagePath::from_tree_path(&full)
-                            && page.as_str().starts_with(prefix)
-                        {
-                            pages.push(page);
+                        Some(ObjectType::Blob) => {
+                            if let Some(page) = PagePath::from_tree_path(&full)
+                                && page.as_str().starts_with(prefix)
+                            {
+                                pages.push(page);
+                            }
                         }
-                        git2::TreeWalkResult::Ok
+                        _ => {}
                     }
-                    _ => git2::TreeWalkResult::Ok,
                 }
-            })?;
+            }
             pages.sort();
             Ok(pages)
         })
     }
 
-    fn repo(&self) -> MutexGuard<'_, Repository> {
-        lock_ignoring_poison(&self.repo)
+    /// The commit `main` points at, if the wiki has any.
+    fn tip(&self) -> Result<Option<Oid>, StoreError> {
+        refs::read(&self.path, MAIN_REF)
+            .map_err(|e| StoreError::io(format!("reading {MAIN_REF}"), e))
+    }
+
+    fn repos(&self) -> MutexGuard<'_, Repositories> {
+        lock_ignoring_poison(&self.repos)
     }
 }
 
-enum CommitStep {
+/// A write in progress, carried across attempts.
+struct Change<'r, 'a> {
+    request: &'r WriteRequest<'a>,
+    message: &'r str,
+    seconds: i64,
+    /// The blob is content-addressed: once persisted, later attempts reuse it.
+    blob_on_disk: bool,
+}
+
+enum Attempt {
     Done(WriteOutcome),
     LostRace,
     Locked,
@@ -547,7 +604,7 @@ enum Retry {
 }
 
 fn check_expectation(
-    repo: &Repository,
+    objects: &Objects<'_>,
     request: &WriteRequest<'_>,
     tip: Option<Oid>,
     current: Option<Oid>,
@@ -569,7 +626,7 @@ fn check_expectation(
             if base.0 == tip {
                 return Ok(());
             }
-            let then = match page_blob(repo, base.0, page) {
+            let then = match page_blob(objects, base.0, page) {
                 Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound => {
                     return Err(StoreError::RevisionNotFound(base.to_string()));
                 }
@@ -609,42 +666,26 @@ fn commit_message(request: &WriteRequest<'_>) -> Result<String, StoreError> {
     })
 }
 
-/// The commit `main` points at, if the wiki has any.
-fn tip(repo: &Repository) -> Result<Option<Oid>, git2::Error> {
-    match repo.refname_to_id(MAIN_REF) {
-        Ok(id) => Ok(Some(id)),
-        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// The page's blob in a commit's tree, if the page exists there.
-fn page_blob(repo: &Repository, commit: Oid, page: &PagePath) -> Result<Option<Oid>, StoreError> {
-    let tree = repo.find_commit(commit)?.tree()?;
-    blob_at(&tree, page)
-}
-
-fn blob_at(tree: &git2::Tree<'_>, page: &PagePath) -> Result<Option<Oid>, StoreError> {
-    match tree.get_path(Path::new(&page.tree_path())) {
-        Ok(entry) if entry.kind() == Some(ObjectType::Blob) => Ok(Some(entry.id())),
-        Ok(_) => Ok(None),
-        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Whether `commit` changed `page` relative to its first parent.
-fn touches(
-    repo: &Repository,
-    commit: &git2::Commit<'_>,
+fn page_blob(
+    objects: &Objects<'_>,
+    commit: Oid,
     page: &PagePath,
-) -> Result<bool, StoreError> {
-    let now = blob_at(&commit.tree()?, page)?;
-    let before = match commit.parent_ids().next() {
-        Some(parent) => blob_at(&repo.find_commit(parent)?.tree()?, page)?,
-        None => None,
-    };
-    Ok(now != before)
+) -> Result<Option<Oid>, StoreError> {
+    page_blob_in(objects, objects.commit(commit)?.tree_id(), page)
+}
+
+fn page_blob_in(
+    objects: &Objects<'_>,
+    tree: Oid,
+    page: &PagePath,
+) -> Result<Option<Oid>, StoreError> {
+    let tree_path = page.tree_path();
+    let components: Vec<&str> = tree_path.split('/').collect();
+    Ok(match objects.entry(tree, &components)? {
+        Some((id, Some(ObjectType::Blob))) => Some(id),
+        _ => None,
+    })
 }
 
 fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {

@@ -1,0 +1,60 @@
+//! File primitives for the store, written for NFS: every call here is one or two network
+//! round trips on EFS, and write-back errors surface at close(2), which `std` ignores.
+//!
+//! This module must not know about git formats; it moves bytes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::IntoRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Creates `path` (it must not exist), writes `bytes`, and closes it, reporting any error
+/// including one from close. One file-system operation (the create).
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    let written = file.write_all(bytes);
+    let closed = close(file);
+    written.and(closed)
+}
+
+/// Closes `file`, returning the error `close(2)` reports.
+pub(crate) fn close(file: File) -> io::Result<()> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `into_raw_fd` gave us sole ownership of an open descriptor, closed exactly once.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Removes `path`; a file that is already gone is not an error.
+pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_new_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_new(&path, b"one", 0o644).unwrap();
+        let err = write_new(&path, b"two", 0o644).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        remove_if_present(&path).unwrap();
+        remove_if_present(&path).unwrap();
+        assert!(!path.exists());
+    }
+}

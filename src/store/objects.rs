@@ -1,0 +1,347 @@
+//! Git objects, read and written with as few file operations as possible.
+//!
+//! Reads are libgit2's, through its parsed-object cache (kept warm across invocations). New
+//! objects are built in a scratch object database in memory (a libgit2 mempack), which also
+//! remembers them: the next read or write in this process finds the commit and trees it just
+//! wrote without touching the disk. They are then persisted as loose objects, one exclusive
+//! create and one rename each. libgit2's own write path spends 8 file operations per object
+//! (existence checks, a pack-directory rescan, link + unlink); on EFS each is a round trip.
+//!
+//! This module must not move refs (see `refs`) or decide what to write (the store does).
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use git2::{Blob, Commit, ErrorCode, FileMode, ObjectType, Odb, Oid, Repository, Tree};
+
+use super::fs::{remove_if_present, write_new};
+
+/// Past this many bytes of new objects the scratch database starts afresh, bounding memory.
+const SCRATCH_LIMIT_BYTES: usize = 32 * 1024 * 1024;
+
+/// An in-memory object database holding the objects this process wrote recently.
+pub(crate) struct Scratch {
+    repo: Repository,
+    bytes: usize,
+}
+
+impl Scratch {
+    pub(crate) fn new() -> Result<Self, git2::Error> {
+        let odb = Odb::new()?;
+        odb.add_new_mempack_backend(1)?;
+        Ok(Self {
+            repo: Repository::from_odb(odb)?,
+            bytes: 0,
+        })
+    }
+
+    /// Starts afresh once the remembered objects outgrow their budget.
+    pub(crate) fn bound_memory(&mut self) -> Result<(), git2::Error> {
+        if self.bytes > SCRATCH_LIMIT_BYTES {
+            *self = Self::new()?;
+        }
+        Ok(())
+    }
+}
+
+/// Object lookups that try the scratch database first, then the repository on disk.
+pub(crate) struct Objects<'r> {
+    disk: &'r Repository,
+    scratch: &'r Repository,
+}
+
+/// A new object, built in scratch and not yet on disk.
+pub(crate) struct NewObject {
+    pub id: Oid,
+    pub kind: ObjectType,
+    pub data: Vec<u8>,
+}
+
+fn either<T>(
+    scratch: Result<T, git2::Error>,
+    disk: impl FnOnce() -> Result<T, git2::Error>,
+) -> Result<T, git2::Error> {
+    match scratch {
+        Err(e) if e.code() == ErrorCode::NotFound => disk(),
+        other => other,
+    }
+}
+
+impl<'r> Objects<'r> {
+    pub(crate) fn new(disk: &'r Repository, scratch: &'r Scratch) -> Self {
+        Self {
+            disk,
+            scratch: &scratch.repo,
+        }
+    }
+
+    pub(crate) fn commit(&self, id: Oid) -> Result<Commit<'r>, git2::Error> {
+        either(self.scratch.find_commit(id), || self.disk.find_commit(id))
+    }
+
+    pub(crate) fn tree(&self, id: Oid) -> Result<Tree<'r>, git2::Error> {
+        either(self.scratch.find_tree(id), || self.disk.find_tree(id))
+    }
+
+    pub(crate) fn blob(&self, id: Oid) -> Result<Blob<'r>, git2::Error> {
+        either(self.scratch.find_blob(id), || self.disk.find_blob(id))
+    }
+
+    /// The entry at `path` (components) below tree `root`, if there is one.
+    pub(crate) fn entry(
+        &self,
+        root: Oid,
+        path: &[&str],
+    ) -> Result<Option<(Oid, Option<ObjectType>)>, git2::Error> {
+        let mut tree = self.tree(root)?;
+        for (depth, component) in path.iter().enumerate() {
+            let Some(entry) = tree.get_name(component) else {
+                return Ok(None);
+            };
+            if depth + 1 == path.len() {
+                return Ok(Some((entry.id(), entry.kind())));
+            }
+            if entry.kind() != Some(ObjectType::Tree) {
+                return Ok(None);
+            }
+            let subtree = entry.id();
+            drop(entry);
+            tree = self.tree(subtree)?;
+        }
+        Ok(Some((root, Some(ObjectType::Tree))))
+    }
+}
+
+/// Builds new objects in the scratch database.
+pub(crate) struct Builder<'s> {
+    scratch: &'s mut Scratch,
+}
+
+impl<'s> Builder<'s> {
+    pub(crate) fn new(scratch: &'s mut Scratch) -> Self {
+        Self { scratch }
+    }
+
+    pub(crate) fn blob(&mut self, content: &[u8]) -> Result<NewObject, git2::Error> {
+        self.insert(ObjectType::Blob, content.to_vec())
+    }
+
+    /// Writes the trees of `root` with the blob at `dirs/file`, and returns them, the new root
+    /// first. Objects under `root` are looked up with `disk` as the fallback.
+    pub(crate) fn trees_with_file(
+        &mut self,
+        disk: &Repository,
+        root: Option<Oid>,
+        dirs: &[&str],
+        file: &str,
+        blob: Oid,
+    ) -> Result<Vec<NewObject>, git2::Error> {
+        let mut new_trees = Vec::with_capacity(dirs.len() + 1);
+        self.put(disk, root, dirs, file, blob, &mut new_trees)?;
+        new_trees.reverse();
+        Ok(new_trees)
+    }
+
+    fn put(
+        &mut self,
+        disk: &Repository,
+        base: Option<Oid>,
+        dirs: &[&str],
+        file: &str,
+        blob: Oid,
+        new_trees: &mut Vec<NewObject>,
+    ) -> Result<Oid, git2::Error> {
+        let subtree = match dirs.split_first() {
+            None => None,
+            Some((dir, rest)) => {
+                let sub_base = match base {
+                    Some(base) => self.directory(disk, base, dir)?,
+                    None => None,
+                };
+                Some((*dir, self.put(disk, sub_base, rest, file, blob, new_trees)?))
+            }
+        };
+        let (id, data) = {
+            let objects = Objects::new(disk, self.scratch);
+            let base_tree = base.map(|id| objects.tree(id)).transpose()?;
+            let mut builder = self.scratch.repo.treebuilder(base_tree.as_ref())?;
+            match subtree {
+                None => builder.insert(file, blob, FileMode::Blob.into())?,
+                Some((dir, id)) => builder.insert(dir, id, FileMode::Tree.into())?,
+            };
+            let id = builder.write()?;
+            (id, self.scratch.repo.odb()?.read(id)?.data().to_vec())
+        };
+        self.scratch.bytes += data.len();
+        new_trees.push(NewObject {
+            id,
+            kind: ObjectType::Tree,
+            data,
+        });
+        Ok(id)
+    }
+
+    /// The subtree `name` of tree `parent`; an error if `name` is a file.
+    fn directory(
+        &self,
+        disk: &Repository,
+        parent: Oid,
+        name: &str,
+    ) -> Result<Option<Oid>, git2::Error> {
+        let parent = Objects::new(disk, self.scratch).tree(parent)?;
+        match parent.get_name(name) {
+            Some(entry) if entry.kind() == Some(ObjectType::Tree) => Ok(Some(entry.id())),
+            Some(_) => Err(git2::Error::from_str(&format!(
+                "'{name}' is a file in the wiki, not a directory"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// A commit object; `parent` is `None` for the first commit.
+    pub(crate) fn commit(
+        &mut self,
+        tree: Oid,
+        parent: Option<Oid>,
+        author: &super::Author,
+        seconds: i64,
+        message: &str,
+    ) -> Result<NewObject, git2::Error> {
+        // The commit format is small and fixed; libgit2 can only build a commit whose parent
+        // object is in the same database, which would mean copying it into scratch first.
+        let signature = format!("{} <{}> {seconds} +0000", author.name(), author.email());
+        let parent = parent.map(|p| format!("parent {p}\n")).unwrap_or_default();
+        let text = format!(
+            "tree {tree}\n{parent}author {signature}\ncommitter {signature}\n\n{}\n",
+            message.trim_end()
+        );
+        self.insert(ObjectType::Commit, text.into_bytes())
+    }
+
+    fn insert(&mut self, kind: ObjectType, data: Vec<u8>) -> Result<NewObject, git2::Error> {
+        let id = self.scratch.repo.odb()?.write(kind, &data)?;
+        self.scratch.bytes += data.len();
+        Ok(NewObject { id, kind, data })
+    }
+}
+
+/// Persists `object` under `objects_dir` as a loose object: deflated `<kind> <size>\0<data>`
+/// at `xx/yyyy…`, written to a temporary file and renamed into place. The temporary name
+/// starts with `tmp_obj_`, which `git gc` cleans up if a writer dies in between.
+pub(crate) fn persist(objects_dir: &Path, object: &NewObject) -> io::Result<()> {
+    let mut encoder = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(object.data.len() / 2 + 64),
+        flate2::Compression::fast(),
+    );
+    write!(encoder, "{} {}\0", object.kind, object.data.len())?;
+    encoder.write_all(&object.data)?;
+    let deflated = encoder.finish()?;
+
+    let hex = object.id.to_string();
+    let (fanout, rest) = hex.split_at(2);
+    let temporary = objects_dir.join(format!("tmp_obj_wikibot_{:016x}", fastrand::u64(..)));
+    let target = objects_dir.join(fanout).join(rest);
+    write_new(&temporary, &deflated, 0o444)?;
+    let placed = match std::fs::rename(&temporary, &target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match std::fs::create_dir(objects_dir.join(fanout)) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+                _ => std::fs::rename(&temporary, &target),
+            }
+        }
+        other => other,
+    };
+    if placed.is_err() {
+        let _ = remove_if_present(&temporary);
+    }
+    placed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persisted_objects_are_read_back_by_libgit2_with_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Repository::init_bare(dir.path()).unwrap();
+        let mut scratch = Scratch::new().unwrap();
+        let mut builder = Builder::new(&mut scratch);
+        let blob = builder.blob(b"hello\n").unwrap();
+        let trees = builder
+            .trees_with_file(&disk, None, &["a", "b"], "c.md", blob.id)
+            .unwrap();
+        assert_eq!(trees.len(), 3, "root, a, a/b");
+        let author = super::super::Author::new("Ada", "ada@example.com").unwrap();
+        let commit = builder
+            .commit(trees[0].id, None, &author, 1_700_000_000, "msg")
+            .unwrap();
+        for object in std::iter::once(&blob).chain(&trees).chain([&commit]) {
+            persist(&dir.path().join("objects"), object).unwrap();
+            assert_eq!(
+                disk.odb().unwrap().read(object.id).unwrap().data(),
+                object.data.as_slice()
+            );
+            assert_eq!(
+                Oid::hash_object(object.kind, &object.data).unwrap(),
+                object.id
+            );
+        }
+        let parsed = disk.find_commit(commit.id).unwrap();
+        assert_eq!(parsed.tree_id(), trees[0].id);
+        assert_eq!(parsed.author().name(), Ok("Ada"));
+        assert_eq!(parsed.time().seconds(), 1_700_000_000);
+        let tree = disk.find_tree(trees[0].id).unwrap();
+        assert_eq!(tree.get_path(Path::new("a/b/c.md")).unwrap().id(), blob.id);
+        // The scratch database answers for the objects it built; the disk for the rest.
+        let objects = Objects::new(&disk, &scratch);
+        assert_eq!(
+            objects
+                .entry(trees[0].id, &["a", "b", "c.md"])
+                .unwrap()
+                .unwrap()
+                .0,
+            blob.id
+        );
+        assert_eq!(objects.entry(trees[0].id, &["a", "x.md"]).unwrap(), None);
+    }
+
+    #[test]
+    fn updating_a_tree_keeps_its_other_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Repository::init_bare(dir.path()).unwrap();
+        let mut scratch = Scratch::new().unwrap();
+        let mut builder = Builder::new(&mut scratch);
+        let one = builder.blob(b"1").unwrap();
+        let two = builder.blob(b"2").unwrap();
+        let first = builder
+            .trees_with_file(&disk, None, &["d"], "one.md", one.id)
+            .unwrap();
+        let second = builder
+            .trees_with_file(&disk, Some(first[0].id), &["d"], "two.md", two.id)
+            .unwrap();
+        let objects = Objects::new(&disk, &scratch);
+        assert_eq!(
+            objects
+                .entry(second[0].id, &["d", "one.md"])
+                .unwrap()
+                .unwrap()
+                .0,
+            one.id
+        );
+        assert_eq!(
+            objects
+                .entry(second[0].id, &["d", "two.md"])
+                .unwrap()
+                .unwrap()
+                .0,
+            two.id
+        );
+        let mut builder = Builder::new(&mut scratch);
+        let err = builder
+            .trees_with_file(&disk, Some(second[0].id), &["d", "one.md"], "x.md", one.id)
+            .err()
+            .unwrap();
+        assert!(err.message().contains("is a file"), "{err}");
+    }
+}
