@@ -155,7 +155,13 @@ pub struct RunningFunction {
 
 impl RunningFunction {
     /// Starts the bootstrap as a fresh execution environment (the next invocation is cold).
-    pub async fn start(spec: FunctionSpec) -> Result<Self, EmulatorError> {
+    pub async fn start(mut spec: FunctionSpec) -> Result<Self, EmulatorError> {
+        // The process starts in its task root, so a relative path would no longer resolve.
+        spec.bootstrap =
+            std::path::absolute(&spec.bootstrap).map_err(|source| EmulatorError::Spawn {
+                path: spec.bootstrap.clone(),
+                source,
+            })?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(EmulatorError::Serve)?;

@@ -1,0 +1,50 @@
+# Shared by the scripts in checks/: where things are, and installing what a clean machine
+# lacks (Debian packages, the pinned Rust toolchain and targets, Python tool environments).
+# Source it; it does nothing by itself.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Tool environments live under target/, which git ignores and `cargo clean` removes.
+TOOLS="$ROOT/target/tools"
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() {
+    say "installing Debian packages: $*"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# need_command COMMAND DEBIAN_PACKAGE: install the package unless the command exists.
+need_command() {
+    command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# The toolchain, components and musl targets named in rust-toolchain.toml.
+need_rust() {
+    command -v rustup >/dev/null || { echo "rustup is required: https://rustup.rs" >&2; exit 1; }
+    (cd "$ROOT" && rustup show active-toolchain >/dev/null 2>&1) || (cd "$ROOT" && rustup toolchain install)
+    local toolchain
+    toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")
+    rustup component add --toolchain "$toolchain" rustfmt clippy >/dev/null 2>&1
+    rustup target add --toolchain "$toolchain" x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
+}
+
+# python_env NAME REQUIREMENTS_FILE: a venv under target/tools with pinned packages; prints
+# its bin directory. Reinstalls only when the requirements change.
+python_env() {
+    local name=$1 requirements=$2 env="$TOOLS/$1"
+    need_command python3 python3
+    if [ ! -x "$env/bin/python" ]; then
+        python3 -m venv "$env" >&2 2>/dev/null || { apt_install python3-venv; python3 -m venv "$env" >&2; }
+    fi
+    if ! cmp -s "$requirements" "$env/.requirements" 2>/dev/null; then
+        say "installing $(basename "$requirements") into $env"
+        "$env/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
+        cp "$requirements" "$env/.requirements"
+    fi
+    echo "$env/bin"
+}
