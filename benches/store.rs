@@ -2,11 +2,9 @@
 //! 4 KB): warm read, warm write, and the last 50 commits. The dulwich comparison, syscall
 //! counts and cold starts are in `checks/bench`, which prints them side by side.
 
-use std::time::SystemTime;
-
 use criterion::{Criterion, criterion_group, criterion_main};
-use wikibot::bench::{RepoShape, bench_author, bench_page, page_text, prepare_repo};
-use wikibot::store::{Expect, Store, StoreConfig, WikiName, WriteRequest};
+use wikibot::bench::{RepoShape, bench_author, bench_page, bench_write, prepare_repo};
+use wikibot::store::{Store, StoreConfig, WikiName};
 
 fn store_operations(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -27,17 +25,7 @@ fn store_operations(c: &mut Criterion) {
     group.bench_function("write", |b| {
         b.iter(|| {
             n += 1;
-            let page = bench_page(n, shape.pages);
-            let content = page_text(n, 1024);
-            wiki.write(&WriteRequest {
-                page: &page,
-                content: &content,
-                author: &author,
-                message: "Bench write",
-                time: SystemTime::now(),
-                expect: Expect::Anything,
-            })
-            .expect("write")
+            bench_write(&wiki, &author, n, shape.pages).expect("write")
         })
     });
     group.finish();

@@ -100,6 +100,25 @@ pub enum StoreOp {
     History,
 }
 
+/// The write `run_store_op` measures: the n-th page gets new 1 KB content.
+pub fn bench_write(
+    wiki: &Wiki,
+    author: &Author,
+    n: usize,
+    pages: usize,
+) -> Result<crate::store::WriteOutcome, StoreError> {
+    let page = bench_page(n, pages);
+    let content = format!("# Write {n}\n\n{}", page_text(n, 1024));
+    wiki.write(&WriteRequest {
+        page: &page,
+        content: &content,
+        author,
+        message: "Bench write",
+        time: SystemTime::now(),
+        expect: Expect::Anything,
+    })
+}
+
 /// Runs `op` once to warm up (open the repository, fill caches), then `count` times,
 /// returning each timed run.
 pub fn run_store_op(wiki: &Wiki, op: StoreOp, count: usize) -> Result<Vec<Duration>, StoreError> {
@@ -110,19 +129,7 @@ pub fn run_store_op(wiki: &Wiki, op: StoreOp, count: usize) -> Result<Vec<Durati
         match op {
             StoreOp::Read => wiki.read(&read_page).map(drop),
             StoreOp::History => wiki.history(None, 50).map(drop),
-            StoreOp::Write => {
-                let page = bench_page(n, pages);
-                let content = format!("# Write {n}\n\n{}", page_text(n, 1024));
-                wiki.write(&WriteRequest {
-                    page: &page,
-                    content: &content,
-                    author: &author,
-                    message: "Bench write",
-                    time: SystemTime::now(),
-                    expect: Expect::Anything,
-                })
-                .map(drop)
-            }
+            StoreOp::Write => bench_write(wiki, &author, n, pages).map(drop),
         }
     };
     once(usize::MAX / 2)?;
