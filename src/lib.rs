@@ -5,8 +5,10 @@
 //! are the Phase 0 Lambda handlers; [`lambda`] holds what the Lambda binaries share and the
 //! local Runtime API emulator that runs them; [`bench`] measures the store.
 
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod lambda;
+pub mod mcp;
 pub mod probes;
 pub mod store;

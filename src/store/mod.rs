@@ -339,20 +339,37 @@ impl Wiki {
 
     /// The page at the current tip of `main`.
     pub fn read(&self, page: &PagePath) -> Result<PageVersion, StoreError> {
+        self.read_at(page, None)
+    }
+
+    /// The page as of `revision` (a commit of this wiki), or at the tip for `None`.
+    pub fn read_at(
+        &self,
+        page: &PagePath,
+        revision: Option<Revision>,
+    ) -> Result<PageVersion, StoreError> {
         let _span = tracing::info_span!("git.read", wiki = %self.name, page = %page).entered();
         retry_stale_handle(|| {
             let repos = self.repos();
             let objects = Objects::new(&repos.disk, &repos.scratch);
             let not_found = || StoreError::PageNotFound(page.clone());
-            let tip = self.tip()?.ok_or_else(not_found)?;
-            let blob_id = page_blob(&objects, tip, page)?.ok_or_else(not_found)?;
+            let commit = match revision {
+                Some(revision) => revision.0,
+                None => self.tip()?.ok_or_else(not_found)?,
+            };
+            let blob_id = match page_blob(&objects, commit, page) {
+                Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound => {
+                    return Err(StoreError::RevisionNotFound(commit.to_string()));
+                }
+                other => other?.ok_or_else(not_found)?,
+            };
             let blob = objects.blob(blob_id)?;
             let content = std::str::from_utf8(blob.content())
                 .map_err(|_| StoreError::NotText(page.clone()))?;
             Ok(PageVersion {
                 page: page.clone(),
                 content: content.to_owned(),
-                revision: Revision(tip),
+                revision: Revision(commit),
             })
         })
     }

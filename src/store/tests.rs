@@ -323,3 +323,25 @@ fn rfc3339_handles_times_git_can_hold() {
     assert_eq!(rfc3339(-5), "@-5");
     assert_eq!(rfc3339(i64::MAX), format!("@{}", i64::MAX));
 }
+
+#[test]
+fn read_at_returns_the_page_as_of_a_revision() {
+    let f = fixture();
+    let home = page("Home");
+    let v1 = f.write(&home, "v1", Expect::Anything).unwrap();
+    f.write(&home, "v2", Expect::Anything).unwrap();
+    let old = f.wiki.read_at(&home, Some(v1.revision)).unwrap();
+    assert_eq!((old.content.as_str(), old.revision), ("v1", v1.revision));
+    let unknown = Revision::parse(&"cd".repeat(20)).unwrap();
+    assert_eq!(
+        f.wiki.read_at(&home, Some(unknown)).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        f.wiki
+            .read_at(&page("Later"), Some(v1.revision))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}

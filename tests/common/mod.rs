@@ -2,6 +2,9 @@
 //! Runtime API emulator, and inspect repositories with the real `git` CLI.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod mcp;
+pub mod mock_authkit;
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,0 +1,267 @@
+//! WorkOS AuthKit access tokens: RS256 JWTs checked against AuthKit's JWKS.
+//!
+//! The key set is fetched on first use, cached for an hour, and fetched again when a token
+//! names a key id we do not know (AuthKit rotated its keys) — at most once per
+//! [`MIN_REFETCH_INTERVAL`], so a stream of forged key ids cannot make us hammer AuthKit.
+//! A token is accepted only with `alg` RS256, a known `kid`, a valid signature, `iss` equal
+//! to the AuthKit issuer, `aud` containing this resource's URL, and `exp`/`nbf` within
+//! [`LEEWAY_SECS`]. This module must not log tokens or pass them anywhere.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind as JwtErrorKind};
+use serde::Deserialize;
+
+use super::{AuthMethod, Principal};
+
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: u64 = 30;
+/// A cached key set is refreshed after this long.
+pub const JWKS_TTL: Duration = Duration::from_secs(3600);
+/// Unknown key ids trigger at most one refetch per this interval.
+pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why a token was refused; the message is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("tokens signed with {0} are not accepted; AuthKit signs with RS256")]
+    Algorithm(String),
+    #[error("the token names no signing key (kid)")]
+    NoKeyId,
+    #[error("the token was signed with a key AuthKit does not publish")]
+    UnknownKey,
+    #[error("the token signature is invalid")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was not issued by this server's authorization server")]
+    Issuer,
+    #[error("the token was not issued for this resource")]
+    Audience,
+    #[error("the token lacks the {0} claim")]
+    MissingClaim(String),
+    #[error("the token could not be checked: {0}")]
+    Invalid(String),
+    #[error("the authorization server's keys could not be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+/// The claims we read from an AuthKit access token (`iss`, `aud`, `exp`, `nbf` are checked
+/// by the validation itself).
+#[derive(Debug, Deserialize)]
+struct AccessClaims {
+    // Optional here so that a missing `sub` is reported as such by the validation.
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+struct KeyCache {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+    last_attempt: Option<Instant>,
+}
+
+/// Verifies AuthKit access tokens for one resource.
+pub struct AuthKitVerifier {
+    issuer: String,
+    jwks_url: String,
+    validation: Validation,
+    http: reqwest::Client,
+    cache: RwLock<KeyCache>,
+    refetch: tokio::sync::Mutex<()>,
+}
+
+impl AuthKitVerifier {
+    /// `issuer` is the AuthKit URL (`https://<subdomain>.authkit.app`), `audience` the
+    /// resource URL tokens must be issued for.
+    pub fn new(issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self {
+            issuer: issuer.to_owned(),
+            jwks_url: format!("{issuer}/oauth2/jwks"),
+            validation,
+            http,
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                fetched_at: None,
+                last_attempt: None,
+            }),
+            refetch: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Installs a key set as if just fetched (benchmarks; a warm cache).
+    pub fn preload(&self, keys: &JwkSet) -> Result<(), TokenError> {
+        self.install(keys, Instant::now())
+    }
+
+    /// Checks `token` and returns who it speaks for.
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| match declared_algorithm(token) {
+                Some(alg) => TokenError::Algorithm(alg),
+                None => TokenError::Malformed,
+            })?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.ok_or(TokenError::NoKeyId)?;
+        let key = self.key(&kid).await?;
+        self.decode(token, &key)
+    }
+
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Principal, TokenError> {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map_err(|e| token_error(e.kind()))?;
+        let claims = data.claims;
+        let subject = claims
+            .sub
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| TokenError::MissingClaim("sub".into()))?;
+        Ok(Principal::new(
+            AuthMethod::AuthKit,
+            &subject,
+            claims.name.as_deref(),
+            claims.email.as_deref(),
+        ))
+    }
+
+    fn cached_key(&self, kid: &str) -> Option<DecodingKey> {
+        let cache = self.read_cache();
+        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < JWKS_TTL);
+        fresh.then(|| cache.keys.get(kid).cloned()).flatten()
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        if let Some(key) = self.cached_key(kid) {
+            return Ok(key);
+        }
+        // One fetch at a time; whoever waited re-checks the cache the winner filled.
+        let _turn = self.refetch.lock().await;
+        if let Some(key) = self.cached_key(kid) {
+            return Ok(key);
+        }
+        let (stale, recently_tried) = {
+            let cache = self.read_cache();
+            (
+                cache.fetched_at.is_none_or(|t| t.elapsed() >= JWKS_TTL),
+                cache
+                    .last_attempt
+                    .is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL),
+            )
+        };
+        if recently_tried && !stale {
+            return Err(TokenError::UnknownKey);
+        }
+        self.fetch().await?;
+        self.cached_key(kid).ok_or(TokenError::UnknownKey)
+    }
+
+    async fn fetch(&self) -> Result<(), TokenError> {
+        let attempt = Instant::now();
+        self.write_cache().last_attempt = Some(attempt);
+        let unavailable =
+            |e: reqwest::Error| TokenError::KeysUnavailable(e.without_url().to_string());
+        let keys: JwkSet = self
+            .http
+            .get(&self.jwks_url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(keys = keys.keys.len(), "fetched the AuthKit key set");
+        self.install(&keys, attempt)
+    }
+
+    fn read_cache(&self) -> RwLockReadGuard<'_, KeyCache> {
+        self.cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_cache(&self) -> RwLockWriteGuard<'_, KeyCache> {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn install(&self, keys: &JwkSet, at: Instant) -> Result<(), TokenError> {
+        let usable: HashMap<String, DecodingKey> = keys
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+            })
+            .collect();
+        if usable.is_empty() {
+            return Err(TokenError::KeysUnavailable(
+                "the key set has no usable keys".into(),
+            ));
+        }
+        *self.write_cache() = KeyCache {
+            keys: usable,
+            fetched_at: Some(at),
+            last_attempt: Some(at),
+        };
+        Ok(())
+    }
+}
+
+/// The `alg` a token's header declares, when the header is JSON but names an algorithm the
+/// JWT library does not know (such as `none`): for a precise refusal message.
+fn declared_algorithm(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let alg: String = json.get("alg")?.as_str()?.chars().take(20).collect();
+    Some(alg)
+}
+
+fn token_error(kind: &JwtErrorKind) -> TokenError {
+    match kind {
+        JwtErrorKind::InvalidSignature => TokenError::Signature,
+        JwtErrorKind::ExpiredSignature => TokenError::Expired,
+        JwtErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        JwtErrorKind::InvalidIssuer => TokenError::Issuer,
+        JwtErrorKind::InvalidAudience => TokenError::Audience,
+        JwtErrorKind::InvalidAlgorithm => TokenError::Algorithm("another algorithm".into()),
+        JwtErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim.clone()),
+        JwtErrorKind::InvalidToken
+        | JwtErrorKind::Base64(_)
+        | JwtErrorKind::Json(_)
+        | JwtErrorKind::Utf8(_) => TokenError::Malformed,
+        other => TokenError::Invalid(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,272 @@
+//! The MCP server as one axum app, served two ways by the same code: under the Lambda
+//! Runtime API (API Gateway REST proxy events, through `lambda_http`) or as a plain HTTP
+//! server (`wikibot serve`, `mcp-server` outside Lambda).
+//!
+//! Request flow: Host/Origin guard ([`guard`]) → for `/mcp`, bearer authentication
+//! ([`crate::auth`]) → rmcp Streamable HTTP, stateless, JSON responses → a tool ([`tools`]) →
+//! the page store. `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728) and the proxied
+//! AuthKit `/.well-known/oauth-authorization-server` are public.
+//!
+//! This module wires things together; it must not hold tool or auth logic itself.
+
+pub mod config;
+mod guard;
+pub mod tools;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+
+use crate::auth::{AuthKitVerifier, Authenticator, Challenge, Principal, StaticToken};
+use crate::store::Store;
+pub use config::{AuthConfig, ServerConfig, ServerConfigError};
+use guard::RequestGuard;
+use tools::{WikiAccess, WikiTools};
+
+/// Largest MCP request body: a page of the store's maximum size, JSON-escaped, with room.
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Builds the whole app for `config`.
+pub fn app(config: &ServerConfig) -> Router {
+    let access = Arc::new(WikiAccess::new(
+        Store::new(config.store.clone()),
+        config.wiki.clone(),
+    ));
+    let rmcp_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(MAX_REQUEST_BYTES)
+        .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_allowed_origins(config.allowed_origins.clone());
+    let mcp = StreamableHttpService::new(
+        move || Ok(WikiTools::new(Arc::clone(&access))),
+        Arc::new(NeverSessionManager::default()),
+        rmcp_config,
+    );
+    let mcp_path = config.mcp_path_suffix();
+
+    let (authenticated, metadata) =
+        match &config.auth {
+            AuthConfig::Disabled => (
+                Router::new()
+                    .nest_service(&mcp_path, mcp)
+                    .layer(middleware::from_fn(admit_anonymous)),
+                None,
+            ),
+            AuthConfig::Required {
+                authkit_issuer,
+                static_token,
+            } => {
+                let authkit = authkit_issuer
+                    .as_deref()
+                    .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()));
+                let challenge = Challenge {
+                    resource_metadata: authkit_issuer
+                        .as_ref()
+                        .map(|_| config.resource_metadata_url()),
+                    scopes: config.scopes.clone(),
+                };
+                let authenticator =
+                    Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
+                let router = Router::new().nest_service(&mcp_path, mcp).layer(
+                    middleware::from_fn_with_state(authenticator, require_bearer),
+                );
+                let metadata = authkit_issuer.as_ref().map(|issuer| Metadata {
+                    protected_resource: json!({
+                        "resource": config.resource(),
+                        "authorization_servers": [issuer],
+                        "scopes_supported": config.scopes,
+                        "bearer_methods_supported": ["header"],
+                        "resource_name": "wikibot",
+                    }),
+                    authorization_server_url: format!(
+                        "{issuer}/.well-known/oauth-authorization-server"
+                    ),
+                    authorization_server: Mutex::new(None),
+                    http: reqwest::Client::builder()
+                        .timeout(Duration::from_secs(5))
+                        .build()
+                        .unwrap_or_default(),
+                });
+                (router, metadata)
+            }
+        };
+
+    let mut app = authenticated;
+    if let Some(metadata) = metadata {
+        let metadata = Arc::new(metadata);
+        let well_known = Router::new()
+            .route(
+                &format!("/.well-known/oauth-protected-resource{mcp_path}"),
+                get(protected_resource_metadata),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(protected_resource_metadata),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(authorization_server_metadata),
+            )
+            .with_state(metadata);
+        app = app.merge(well_known);
+    }
+    let guard = Arc::new(RequestGuard::new(
+        &config.allowed_hosts,
+        &config.allowed_origins,
+    ));
+    app.layer(middleware::from_fn_with_state(guard, guard::check))
+}
+
+/// A static token for `config`'s auth, for callers that build configs in code.
+pub fn static_auth(token: StaticToken) -> AuthConfig {
+    AuthConfig::Required {
+        authkit_issuer: None,
+        static_token: Some(token),
+    }
+}
+
+async fn require_bearer(
+    State(auth): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match auth.authenticate(request.headers(), request.uri()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(rejection) => auth.challenge().respond(&rejection),
+    }
+}
+
+async fn admit_anonymous(mut request: Request, next: Next) -> Response {
+    request.extensions_mut().insert(Principal::anonymous());
+    next.run(request).await
+}
+
+/// Public OAuth discovery documents.
+struct Metadata {
+    protected_resource: Value,
+    authorization_server_url: String,
+    authorization_server: Mutex<Option<(Instant, Value)>>,
+    http: reqwest::Client,
+}
+
+const AS_METADATA_TTL: Duration = Duration::from_secs(3600);
+
+async fn protected_resource_metadata(State(metadata): State<Arc<Metadata>>) -> Response {
+    public_json(StatusCode::OK, metadata.protected_resource.clone())
+}
+
+/// AuthKit's authorization-server metadata, for clients that skip RFC 9728 discovery.
+async fn authorization_server_metadata(State(metadata): State<Arc<Metadata>>) -> Response {
+    let cached = metadata
+        .authorization_server
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < AS_METADATA_TTL)
+        .map(|(_, document)| document.clone());
+    if let Some(document) = cached {
+        return public_json(StatusCode::OK, document);
+    }
+    let fetched = async {
+        metadata
+            .http
+            .get(&metadata.authorization_server_url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Value>()
+            .await
+    }
+    .await;
+    match fetched {
+        Ok(document) => {
+            *metadata
+                .authorization_server
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((Instant::now(), document.clone()));
+            public_json(StatusCode::OK, document)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.without_url(), "could not fetch the authorization server metadata");
+            public_json(
+                StatusCode::BAD_GATEWAY,
+                json!({ "error": "the authorization server's metadata is unavailable; try again shortly" }),
+            )
+        }
+    }
+}
+
+/// Discovery documents are public and read by browser-based clients from other origins.
+fn public_json(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// Serves `app` on a local address until the process ends.
+pub async fn serve_http(app: Router, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, app).await
+}
+
+/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events).
+pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
+    use lambda_http::tower::ServiceExt;
+    lambda_http::run(lambda_http::service_fn(
+        move |request: lambda_http::Request| {
+            let app = app.clone();
+            async move { app.oneshot(without_stage(request)).await }
+        },
+    ))
+    .await
+}
+
+/// API Gateway REST APIs deliver `/<stage>/mcp`; the app's routes are stage-free. The stage
+/// comes from the event's own request context, so no configuration can drift from it.
+fn without_stage(mut request: lambda_http::Request) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
+        return request;
+    };
+    let prefix = format!("/{stage}");
+    let path = request.uri().path();
+    let stripped = match path.strip_prefix(&prefix) {
+        Some("") => "/".to_owned(),
+        Some(rest) if rest.starts_with('/') => rest.to_owned(),
+        _ => return request,
+    };
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{stripped}?{query}"),
+        None => stripped,
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(new) = path_and_query.parse() {
+        parts.path_and_query = Some(new);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

@@ -1,0 +1,346 @@
+//! The MCP tools: `echo` (P0-7's test tool) and the wiki tools, named and shaped like
+//! otterwiki-mcp's (`read_note`, `write_note`, `list_notes`, `get_history`,
+//! `get_recent_changes`) so its users feel at home.
+//!
+//! Each tool validates its arguments, runs the store call off the async runtime, and turns a
+//! store error into a tool error (`isError: true`) whose text tells the assistant what to do
+//! next. Commits are authored by the authenticated principal. This module must not
+//! authenticate (the middleware did) or touch git except through the store.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::http::request::Parts;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig as McpServerInfo,
+};
+use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+
+use crate::auth::Principal;
+use crate::store::{
+    Author, CommitInfo, Expect, PagePath, Revision, Store, StoreError, Wiki, WikiName, WriteRequest,
+};
+
+pub const MAX_LIMIT: u32 = 200;
+pub const DEFAULT_LIMIT: u32 = 20;
+const MAX_ECHO_BYTES: usize = 64 * 1024;
+
+/// The wiki one server serves.
+pub struct WikiAccess {
+    store: Store,
+    wiki: WikiName,
+}
+
+impl WikiAccess {
+    pub fn new(store: Store, wiki: WikiName) -> Self {
+        Self { store, wiki }
+    }
+
+    /// The wiki, created on first use (idempotent and cached after the first call).
+    fn open(&self) -> Result<Arc<Wiki>, StoreError> {
+        self.store.init(&self.wiki).map(|(wiki, _)| wiki)
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct EchoArgs {
+    /// Text to send back unchanged.
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReadNoteArgs {
+    /// Page path, e.g. "Home" or "Dev/Phase 0 — EFS Benchmarks".
+    pub path: String,
+    /// Read the page as of this revision (a commit id from get_history); default: latest.
+    #[serde(default)]
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct WriteNoteArgs {
+    /// Page path, e.g. "Home" or "Projects/Plan".
+    pub path: String,
+    /// The complete new Markdown content of the page.
+    pub content: String,
+    /// Required to update an existing page: the revision read_note returned. Omit it only to
+    /// create a new page.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// Commit message; default "Update <path>".
+    #[serde(default)]
+    pub commit_message: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ListNotesArgs {
+    /// Only pages whose path starts with this, e.g. "Projects/".
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct HistoryArgs {
+    /// Page path.
+    pub path: String,
+    /// Most recent changes to return, 1–200; default 20.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct RecentChangesArgs {
+    /// Most recent changes to return, 1–200; default 20.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// The MCP server handler; one is made per request (stateless), so it holds only an `Arc`.
+#[derive(Clone)]
+pub struct WikiTools {
+    access: Arc<WikiAccess>,
+}
+
+impl WikiTools {
+    pub fn new(access: Arc<WikiAccess>) -> Self {
+        Self { access }
+    }
+
+    /// The tool table, built once: building it renders every tool's JSON schema.
+    fn tools() -> &'static ToolRouter<Self> {
+        static TOOLS: std::sync::OnceLock<ToolRouter<WikiTools>> = std::sync::OnceLock::new();
+        TOOLS.get_or_init(Self::tool_router)
+    }
+
+    /// Runs a store call on the blocking pool and renders its outcome.
+    async fn run(
+        &self,
+        work: impl FnOnce(&WikiAccess) -> Result<String, ToolError> + Send + 'static,
+    ) -> Result<CallToolResult, ErrorData> {
+        let access = Arc::clone(&self.access);
+        let outcome = tokio::task::spawn_blocking(move || work(&access))
+            .await
+            .unwrap_or_else(|e| Err(ToolError(format!("the wiki operation failed: {e}"))));
+        Ok(match outcome {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(ToolError(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
+        })
+    }
+}
+
+/// A failure the assistant should read.
+struct ToolError(String);
+
+impl From<StoreError> for ToolError {
+    fn from(e: StoreError) -> Self {
+        Self(match &e {
+            StoreError::AlreadyExists { page, current } => format!(
+                "Conflict: '{page}' already exists (revision {current}). Read it with read_note and pass its revision to write_note to update it."
+            ),
+            StoreError::Conflict { page, current, .. } => format!(
+                "Conflict: '{page}' was changed by someone else; its current revision is {current}. Read the page again with read_note, reapply your change, and write with the new revision."
+            ),
+            StoreError::Busy { .. } => format!("{e}. Try the same call again in a moment."),
+            _ => e.to_string(),
+        })
+    }
+}
+
+fn page_path(raw: &str) -> Result<PagePath, ToolError> {
+    PagePath::parse(raw).map_err(|e| ToolError(format!("Invalid path {raw:?}: {e}")))
+}
+
+fn revision(raw: Option<&str>) -> Result<Option<Revision>, ToolError> {
+    raw.map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(Revision::parse)
+        .transpose()
+        .map_err(ToolError::from)
+}
+
+fn limit(raw: Option<u32>) -> Result<usize, ToolError> {
+    match raw.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n as usize),
+        n => Err(ToolError(format!(
+            "limit must be between 1 and {MAX_LIMIT}, got {n}"
+        ))),
+    }
+}
+
+fn principal(parts: &Parts) -> Result<Principal, ToolError> {
+    parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ToolError("not authenticated".into()))
+}
+
+fn render_history(commits: &[CommitInfo], what: &str) -> String {
+    if commits.is_empty() {
+        return format!("No changes to {what} yet.");
+    }
+    let mut text = format!("{} change(s) to {what}, newest first:\n", commits.len());
+    for c in commits {
+        text.push_str(&format!(
+            "- {} {} {} <{}>: {}\n",
+            c.id, c.time, c.author, c.email, c.message
+        ));
+    }
+    text
+}
+
+#[tool_router]
+impl WikiTools {
+    #[tool(description = "Echo the given text back unchanged (a connectivity test).")]
+    async fn echo(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(if args.text.len() > MAX_ECHO_BYTES {
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "text is {} bytes; echo accepts at most {MAX_ECHO_BYTES}",
+                args.text.len()
+            ))])
+        } else {
+            CallToolResult::success(vec![ContentBlock::text(args.text)])
+        })
+    }
+
+    #[tool(
+        description = "Read a wiki page. Returns its revision (needed to update it with write_note) and its Markdown content."
+    )]
+    async fn read_note(
+        &self,
+        Parameters(args): Parameters<ReadNoteArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(move |access| {
+            let page = page_path(&args.path)?;
+            let at = revision(args.revision.as_deref())?;
+            let version = access.open()?.read_at(&page, at)?;
+            Ok(format!(
+                "Path: {}\nRevision: {}\n\n{}",
+                version.page, version.revision, version.content
+            ))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Create or replace a wiki page with new Markdown content. To update an existing page pass the revision from read_note; if the page changed since, you get a conflict with the current revision instead of overwriting someone else's work."
+    )]
+    async fn write_note(
+        &self,
+        Parameters(args): Parameters<WriteNoteArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(move |access| {
+            let principal = principal(&parts)?;
+            let page = page_path(&args.path)?;
+            let expect = match revision(args.revision.as_deref())? {
+                Some(base) => Expect::Unchanged(base),
+                None => Expect::Absent,
+            };
+            let author = Author::new(&principal.name, &principal.email)?;
+            let message = args.commit_message.unwrap_or_default();
+            let outcome = access.open()?.write(&WriteRequest {
+                page: &page,
+                content: &args.content,
+                author: &author,
+                message: &message,
+                time: SystemTime::now(),
+                expect,
+            })?;
+            Ok(if outcome.changed {
+                format!("Saved '{page}'. New revision: {}", outcome.revision)
+            } else {
+                format!(
+                    "'{page}' already had this content; nothing changed. Revision: {}",
+                    outcome.revision
+                )
+            })
+        })
+        .await
+    }
+
+    #[tool(
+        description = "List the wiki's pages, optionally only those whose path starts with a prefix."
+    )]
+    async fn list_notes(
+        &self,
+        Parameters(args): Parameters<ListNotesArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(move |access| {
+            let prefix = args.prefix.unwrap_or_default();
+            if prefix.len() > crate::store::MAX_PAGE_PATH_BYTES
+                || prefix.chars().any(char::is_control)
+            {
+                return Err(ToolError(
+                    "prefix must be a page path prefix (no control characters, at most 512 bytes)"
+                        .into(),
+                ));
+            }
+            let pages = access.open()?.list(&prefix)?;
+            Ok(if pages.is_empty() {
+                format!(
+                    "No pages{}.",
+                    if prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" start with {prefix:?}")
+                    }
+                )
+            } else {
+                let mut text = format!("{} page(s):\n", pages.len());
+                for page in pages {
+                    text.push_str(&format!("- {page}\n"));
+                }
+                text
+            })
+        })
+        .await
+    }
+
+    #[tool(
+        description = "The change history of one wiki page, newest first: revision, time, author, message."
+    )]
+    async fn get_history(
+        &self,
+        Parameters(args): Parameters<HistoryArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(move |access| {
+            let page = page_path(&args.path)?;
+            let commits = access.open()?.history(Some(&page), limit(args.limit)?)?;
+            Ok(render_history(&commits, &format!("'{page}'")))
+        })
+        .await
+    }
+
+    #[tool(description = "The most recent changes anywhere in the wiki, newest first.")]
+    async fn get_recent_changes(
+        &self,
+        Parameters(args): Parameters<RecentChangesArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(move |access| {
+            let commits = access.open()?.history(None, limit(args.limit)?)?;
+            Ok(render_history(&commits, "the wiki"))
+        })
+        .await
+    }
+}
+
+#[tool_handler(router = Self::tools())]
+impl ServerHandler for WikiTools {
+    fn get_info(&self) -> McpServerInfo {
+        McpServerInfo::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("wikibot", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "A git-backed wiki. Read a page with read_note before changing it and pass the \
+                 revision it returns to write_note; list_notes shows what exists, get_history and \
+                 get_recent_changes show who changed what.",
+            )
+    }
+}
