@@ -33,8 +33,9 @@ need_rust() {
     rustup target add --toolchain "$toolchain" x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 }
 
-# python_env NAME REQUIREMENTS_FILE: a venv under target/tools with pinned packages; prints
-# its bin directory. Reinstalls only when the requirements change.
+# python_env NAME REQUIREMENTS_FILE: a venv under target/tools with the packages pinned in
+# REQUIREMENTS_FILE (a complete `pip freeze`); prints its bin directory. Reinstalls only when
+# the file changes.
 python_env() {
     local name=$1 requirements=$2 env="$TOOLS/$1"
     need_command python3 python3
@@ -43,8 +44,23 @@ python_env() {
     fi
     if ! cmp -s "$requirements" "$env/.requirements" 2>/dev/null; then
         say "installing $(basename "$requirements") into $env"
-        "$env/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
+        # Requirements files are complete pins (pip freeze), so no resolution is needed.
+        "$env/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements" >&2
         cp "$requirements" "$env/.requirements"
     fi
     echo "$env/bin"
+}
+
+# node_env NAME DIR: `npm ci` of DIR/package.json and DIR/package-lock.json into
+# target/tools/NAME; prints that directory. Reinstalls only when the lock file changes.
+node_env() {
+    local name=$1 source=$2 env="$TOOLS/$1"
+    need_command npm npm
+    if ! cmp -s "$source/package-lock.json" "$env/package-lock.json" 2>/dev/null; then
+        say "installing $name (npm ci) into $env"
+        rm -rf "$env" && mkdir -p "$env"
+        cp "$source/package.json" "$source/package-lock.json" "$env/"
+        (cd "$env" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+    echo "$env"
 }

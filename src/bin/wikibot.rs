@@ -22,6 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the MCP wiki server locally: Streamable HTTP on 127.0.0.1, pages in a local git
+    /// repository.
+    ///
+    /// Without --authkit-domain or a token it generates a static bearer token and prints it,
+    /// with the commands that connect Claude Code or the MCP Inspector.
+    ///
+    /// Example: wikibot serve --port 8080
+    Serve(ServeArgs),
     /// Run a compiled Lambda bootstrap locally, as Lambda would, and print its responses.
     ///
     /// The bootstrap is started in a clean environment with Lambda's reserved variables and
@@ -34,6 +42,42 @@ enum Command {
     /// Measure the page store and Lambda cold starts.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Directory holding the wiki's git repository.
+    #[arg(long, default_value = "wikibot-data", value_name = "DIR")]
+    root: PathBuf,
+    /// The wiki to serve (its repository is DIR/NAME.git).
+    #[arg(long, default_value = wikibot::mcp::config::DEFAULT_WIKI, value_name = "NAME")]
+    wiki: String,
+    /// Address to listen on; loopback unless --public-url says otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The URL clients use for the MCP endpoint (default: http://HOST:PORT/mcp).
+    #[arg(long, env = "MCP_RESOURCE_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Static bearer token to accept (at least 32 characters).
+    #[arg(
+        long,
+        env = "MCP_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// WorkOS AuthKit domain for OAuth (e.g. acme.authkit.app).
+    #[arg(long, env = "AUTHKIT_DOMAIN", value_name = "DOMAIN")]
+    authkit_domain: Option<String>,
+    /// A browser origin allowed to call (repeatable; default: the server's own origin).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Accept requests without credentials (loopback only; for MCP conformance runs).
+    #[arg(long, conflicts_with_all = ["token", "authkit_domain"])]
+    no_auth: bool,
 }
 
 #[derive(Args)]
@@ -130,6 +174,7 @@ enum BenchCommand {
 fn main() -> ExitCode {
     init_logging();
     let result = match Cli::parse().command {
+        Command::Serve(args) => block_on(serve(args)).and_then(|result| result),
         Command::Invoke(args) => block_on(invoke(args)).and_then(|result| result),
         Command::Bench(command) => bench(command),
     };
@@ -157,6 +202,100 @@ fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
     Ok(tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?
         .block_on(work))
+}
+
+async fn serve(args: ServeArgs) -> CliResult {
+    use wikibot::auth::StaticToken;
+    use wikibot::mcp::{self, AuthConfig, ServerConfig};
+
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}/mcp"));
+    let mut generated = None;
+    let auth = if args.no_auth {
+        AuthConfig::Disabled
+    } else {
+        let static_token = match (&args.token, &args.authkit_domain) {
+            (Some(token), _) => Some(StaticToken::new(token)?),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let token = StaticToken::generate()?;
+                generated = Some(token.clone());
+                Some(token)
+            }
+        };
+        let authkit_issuer = args
+            .authkit_domain
+            .as_deref()
+            .map(mcp::config::authkit_issuer)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        AuthConfig::Required {
+            authkit_issuer,
+            static_token,
+        }
+    };
+    let config = ServerConfig::build(
+        StoreConfig::new(&args.root),
+        &args.wiki,
+        &url,
+        auth,
+        &[address.to_string()],
+        &args.allowed_origins,
+        mcp::config::DEFAULT_SCOPES,
+    )
+    .map_err(|e| e.to_string())?;
+
+    println!("wikibot MCP server listening on {url}");
+    println!(
+        "wiki '{}' in {}",
+        config.wiki,
+        args.root.join(config.wiki.repository_dir_name()).display()
+    );
+    match (&config.auth, &generated) {
+        (AuthConfig::Disabled, _) => println!("authentication: OFF (loopback only)"),
+        (_, Some(token)) => {
+            println!(
+                "static bearer token (generated; set MCP_AUTH_TOKEN to keep one): {}",
+                token.reveal()
+            );
+            println!("\nConnect Claude Code:");
+            println!(
+                "  claude mcp add --transport http wikibot {url} --header \"Authorization: Bearer {}\"",
+                token.reveal()
+            );
+            println!("Connect the MCP Inspector (npx @modelcontextprotocol/inspector):");
+            println!(
+                "  transport Streamable HTTP, URL {url}, header Authorization: Bearer <the token above>"
+            );
+        }
+        (AuthConfig::Required { authkit_issuer, .. }, None) => {
+            if let Some(issuer) = authkit_issuer {
+                println!(
+                    "OAuth: tokens from {issuer}; metadata at {}",
+                    config.resource_metadata_url()
+                );
+            }
+            println!(
+                "static token: {}",
+                if args.token.is_some() {
+                    "accepted (MCP_AUTH_TOKEN)"
+                } else {
+                    "off"
+                }
+            );
+        }
+    }
+    let app = mcp::app(&config);
+    mcp::serve_http(app, listener)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn invoke(args: InvokeArgs) -> CliResult {

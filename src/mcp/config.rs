@@ -232,7 +232,7 @@ fn resource_url_from(raw: &str) -> Result<Url, ServerConfigError> {
 }
 
 /// The AuthKit issuer URL from `AUTHKIT_DOMAIN` (`acme.authkit.app` or `https://acme.authkit.app`).
-fn authkit_issuer(raw: &str) -> Result<String, ServerConfigError> {
+pub fn authkit_issuer(raw: &str) -> Result<String, ServerConfigError> {
     let with_scheme = if raw.contains("://") {
         raw.to_owned()
     } else {
