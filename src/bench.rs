@@ -254,3 +254,87 @@ mod tests {
         );
     }
 }
+
+/// How a load run went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub concurrency: usize,
+    pub requests: usize,
+    pub failures: usize,
+    pub seconds: f64,
+    pub throughput_per_sec: f64,
+    pub latency: Option<Summary>,
+}
+
+/// Sends `tools/call echo` to an MCP endpoint from `concurrency` workers for `duration`,
+/// over kept-alive connections, checking every answer. The body is what any MCP client sends
+/// to a stateless server: one JSON-RPC request, no session.
+pub async fn mcp_echo_load(
+    url: &str,
+    token: Option<&str>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<LoadReport, String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..concurrency.max(1) {
+        let client = client.clone();
+        let url = url.to_owned();
+        let token = token.map(str::to_owned);
+        workers.spawn(async move {
+            let mut samples = Vec::new();
+            let mut failures = 0usize;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let text = format!("w{worker}-{n}");
+                let body = serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": text}}});
+                let mut request = client
+                    .post(&url)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("content-type", "application/json")
+                    .header("mcp-protocol-version", "2025-06-18")
+                    .body(body.to_string());
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let sent = Instant::now();
+                let ok = match request.send().await {
+                    Ok(response) if response.status().is_success() => response
+                        .text()
+                        .await
+                        .is_ok_and(|t| t.contains(&format!("\"{text}\""))),
+                    _ => false,
+                };
+                if ok {
+                    samples.push(sent.elapsed());
+                } else {
+                    failures += 1;
+                }
+            }
+            (samples, failures)
+        });
+    }
+    let mut samples = Vec::new();
+    let mut failures = 0;
+    while let Some(done) = workers.join_next().await {
+        let (s, f) = done.map_err(|e| format!("load worker: {e}"))?;
+        samples.extend(s);
+        failures += f;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(LoadReport {
+        concurrency,
+        requests: samples.len(),
+        failures,
+        seconds,
+        throughput_per_sec: samples.len() as f64 / seconds,
+        latency: Summary::of(&samples),
+    })
+}

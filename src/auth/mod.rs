@@ -227,29 +227,19 @@ pub struct Challenge {
 }
 
 impl Challenge {
-    /// The `401` (or, for a malformed header, `400`) response for `rejection`.
+    /// The `401` response for `rejection`: every failure invites the client to (re)authorize.
     pub fn respond(&self, rejection: &Rejection) -> Response {
-        let (status, error) = match rejection {
-            Rejection::Missing => (StatusCode::UNAUTHORIZED, None),
-            Rejection::TokenInQuery => (
-                StatusCode::UNAUTHORIZED,
-                Some((
-                    "invalid_request",
-                    "send the access token in the Authorization header, never in the URL"
-                        .to_owned(),
-                )),
-            ),
-            Rejection::BadHeader => (
-                StatusCode::UNAUTHORIZED,
-                Some((
-                    "invalid_request",
-                    "the Authorization header must be a single 'Bearer <token>'".to_owned(),
-                )),
-            ),
-            Rejection::InvalidToken(reason) => (
-                StatusCode::UNAUTHORIZED,
-                Some(("invalid_token", reason.clone())),
-            ),
+        let error = match rejection {
+            Rejection::Missing => None,
+            Rejection::TokenInQuery => Some((
+                "invalid_request",
+                "send the access token in the Authorization header, never in the URL".to_owned(),
+            )),
+            Rejection::BadHeader => Some((
+                "invalid_request",
+                "the Authorization header must be a single 'Bearer <token>'".to_owned(),
+            )),
+            Rejection::InvalidToken(reason) => Some(("invalid_token", reason.clone())),
         };
         let mut parts = Vec::new();
         if let Some(url) = &self.resource_metadata {
@@ -273,7 +263,7 @@ impl Challenge {
                 serde_json::json!({ "error": "unauthorized", "error_description": "a bearer token is required" })
             }
         };
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response
                 .headers_mut()

@@ -150,6 +150,25 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Load an MCP endpoint with `tools/call echo` and print latency and throughput.
+    ///
+    /// First one connection, one request at a time (round-trip latency), then CONCURRENCY
+    /// connections at once (throughput). Every answer is checked.
+    Mcp {
+        /// The MCP endpoint, e.g. http://127.0.0.1:8080/mcp.
+        #[arg(long)]
+        url: String,
+        /// Bearer token to send.
+        #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a bootstrap afresh RUNS times and time exec → first Runtime API request (init)
     /// and exec → first response.
     Cold {
@@ -431,6 +450,37 @@ fn bench(command: BenchCommand) -> CliResult {
                 Summary::of(&samples),
                 json,
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Mcp {
+            url,
+            token,
+            concurrency,
+            seconds,
+            json,
+        } => {
+            let duration = Duration::from_secs(seconds.max(1));
+            let (sequential, concurrent) = block_on(async {
+                let one = bench::mcp_echo_load(&url, token.as_deref(), 1, duration).await?;
+                let many =
+                    bench::mcp_echo_load(&url, token.as_deref(), concurrency, duration).await?;
+                Ok::<_, String>((one, many))
+            })??;
+            for report in [sequential, concurrent] {
+                if json {
+                    println!("{}", serde_json::json!(report));
+                } else {
+                    println!(
+                        "concurrency {}: {} requests ({} failed) in {:.1} s = {:.0} req/s",
+                        report.concurrency,
+                        report.requests,
+                        report.failures,
+                        report.seconds,
+                        report.throughput_per_sec
+                    );
+                    print_summary("  latency", report.latency, false);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Cold {

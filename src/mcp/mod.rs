@@ -26,7 +26,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
-use crate::auth::{AuthKitVerifier, Authenticator, Challenge, Principal, StaticToken};
+use crate::auth::{AuthKitVerifier, Authenticator, Challenge, Principal};
 use crate::store::Store;
 pub use config::{AuthConfig, ServerConfig, ServerConfigError};
 use guard::RequestGuard;
@@ -126,14 +126,6 @@ pub fn app(config: &ServerConfig) -> Router {
         &config.allowed_origins,
     ));
     app.layer(middleware::from_fn_with_state(guard, guard::check))
-}
-
-/// A static token for `config`'s auth, for callers that build configs in code.
-pub fn static_auth(token: StaticToken) -> AuthConfig {
-    AuthConfig::Required {
-        authkit_issuer: None,
-        static_token: Some(token),
-    }
 }
 
 async fn require_bearer(
