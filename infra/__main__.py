@@ -1,0 +1,39 @@
+"""wikibot Phase 0: composes the components. Each concern lives in components/."""
+
+import pulumi
+import pulumi_aws as aws
+
+from components.api import McpApi
+from components.budget import CostBudget
+from components.efs import WikiFileSystem
+from components.egress import Egress
+from components.lambda_functions import LambdaFunctions
+from components.secrets import ProjectSecrets
+from components.settings import Settings
+from components.vpc import Vpc
+
+settings = Settings.load()
+# Every AWS resource goes through this provider, whose default tags mark it as ours.
+provider = aws.Provider(
+    "aws",
+    region=settings.region,
+    default_tags=aws.ProviderDefaultTagsArgs(tags=settings.tags),
+)
+opts = pulumi.ResourceOptions(provider=provider)
+
+network = Vpc("network", settings, opts=opts)
+egress = Egress("egress", settings, network, opts=opts)
+storage = WikiFileSystem("wiki-storage", settings, network, opts=opts)
+api = McpApi("mcp-api", settings, opts=opts)
+functions = LambdaFunctions("functions", settings, network, storage, mcp_url=api.mcp_url, opts=opts)
+api.route_to(functions.mcp_server)
+budget = CostBudget("budget", settings, opts=opts)
+secrets = ProjectSecrets("secrets", settings, opts=opts)
+
+pulumi.export("mcp_url", api.mcp_url)
+pulumi.export("efs_probe_function", functions.functions["efs-probe"].name)
+pulumi.export("git_probe_function", functions.functions["git-probe"].name)
+pulumi.export("mcp_server_function", functions.mcp_server.name)
+pulumi.export("file_system_id", storage.file_system.id)
+pulumi.export("egress", settings.egress)
+pulumi.export("mcp_auth_token", settings.mcp_auth_token)

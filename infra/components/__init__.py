@@ -1,0 +1,1 @@
+"""One ComponentResource per concern; __main__.py composes them."""

@@ -1,0 +1,114 @@
+"""Internet egress for the private subnet, as chosen by the `egress` setting (see
+docs/decisions/0002-egress.md):
+
+- `nat-instance` (default): a t4g.nano running Amazon Linux 2023 that forwards and masquerades
+  traffic from the private subnet; about $7/month;
+- `nat-gateway`: the managed NAT gateway; about $33/month before data;
+- `none`: no route out. The MCP server then cannot fetch AuthKit's keys, so only the static
+  token works.
+
+This component must not open anything but what the private subnet needs to get out.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from .settings import Settings
+from .vpc import Vpc
+
+NAT_INSTANCE_TYPE = "t4g.nano"
+NAT_USER_DATA = """#!/bin/bash
+set -euo pipefail
+dnf install -y iptables-services
+sysctl -w net.ipv4.ip_forward=1
+echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf
+iface=$(ip route show default | awk '{print $5}')
+iptables -t nat -A POSTROUTING -o "$iface" -j MASQUERADE
+iptables -F FORWARD
+service iptables save
+systemctl enable --now iptables
+"""
+
+
+class Egress(pulumi.ComponentResource):
+    def __init__(self, name: str, settings: Settings, network: Vpc, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("wikibot:network:Egress", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = settings.prefix
+        self.mode = settings.egress
+        self.route: aws.ec2.Route | None = None
+
+        if settings.egress == "nat-gateway":
+            address = aws.ec2.Eip(f"{name}-nat-eip", domain="vpc", tags={"Name": f"{prefix}-nat"}, opts=child)
+            gateway = aws.ec2.NatGateway(
+                f"{name}-nat-gateway",
+                allocation_id=address.id,
+                subnet_id=network.public_subnet.id,
+                tags={"Name": f"{prefix}-nat"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[network.internet_gateway]),
+            )
+            self.route = aws.ec2.Route(
+                f"{name}-private-default",
+                route_table_id=network.private_route_table.id,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=gateway.id,
+                opts=child,
+            )
+        elif settings.egress == "nat-instance":
+            architecture = "arm64" if NAT_INSTANCE_TYPE.startswith("t4g") else "x86_64"
+            image = aws.ec2.get_ami_output(
+                most_recent=True,
+                owners=["amazon"],
+                filters=[
+                    aws.ec2.GetAmiFilterArgs(name="name", values=[f"al2023-ami-minimal-*-{architecture}"]),
+                    aws.ec2.GetAmiFilterArgs(name="architecture", values=[architecture]),
+                ],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            group = aws.ec2.SecurityGroup(
+                f"{name}-nat-sg",
+                vpc_id=network.vpc.id,
+                description="wikibot NAT instance: forward traffic from the private subnet",
+                tags={"Name": f"{prefix}-nat"},
+                opts=child,
+            )
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-nat-from-private",
+                security_group_id=group.id,
+                cidr_ipv4=settings.private_subnet_cidr,
+                ip_protocol="-1",
+                description="everything the private subnet sends out",
+                opts=child,
+            )
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-nat-out",
+                security_group_id=group.id,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="-1",
+                description="to the internet",
+                opts=child,
+            )
+            instance = aws.ec2.Instance(
+                f"{name}-nat-instance",
+                ami=image.id,
+                instance_type=NAT_INSTANCE_TYPE,
+                subnet_id=network.public_subnet.id,
+                vpc_security_group_ids=[group.id],
+                associate_public_ip_address=True,
+                source_dest_check=False,
+                user_data=NAT_USER_DATA,
+                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required"),
+                tags={"Name": f"{prefix}-nat"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[network.internet_gateway]),
+            )
+            self.route = aws.ec2.Route(
+                f"{name}-private-default",
+                route_table_id=network.private_route_table.id,
+                destination_cidr_block="0.0.0.0/0",
+                network_interface_id=instance.primary_network_interface_id,
+                opts=child,
+            )
+
+        self.register_outputs({"mode": self.mode})

@@ -1,0 +1,130 @@
+"""Stack settings: every value the program uses, read once from Pulumi config (and the one
+environment variable that must not live in config), validated, with defaults.
+
+This module must not create resources; it only describes the stack.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+PROJECT_TAG = "wikibot-io"
+EGRESS_CHOICES = ("nat-instance", "nat-gateway", "none")
+ARCHITECTURES = ("arm64", "x86_64")
+FUNCTIONS = ("efs-probe", "git-probe", "mcp-server")
+# The directory of built zips (<function>-<arch>.zip) comes from the environment, never from
+# stack config: a Nix store path written into Pulumi.<stack>.yaml would go stale.
+ZIPS_ENV = "WIKIBOT_LAMBDA_ZIPS"
+MOUNT_PATH = "/mnt/efs"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    region: str
+    availability_zone: str
+    vpc_cidr: str
+    public_subnet_cidr: str
+    private_subnet_cidr: str
+    egress: str
+    architecture: str
+    memory_mb: int
+    timeout_seconds: int
+    stage_name: str
+    authkit_domain: str
+    wiki: str
+    budget_amount_usd: int
+    budget_email: str
+    log_retention_days: int
+    efs_one_zone: bool
+    zips_dir: str | None
+    workos_api_key: pulumi.Output[str]
+    mcp_auth_token: pulumi.Output[str]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"project": PROJECT_TAG, "environment": self.stack}
+
+    @property
+    def prefix(self) -> str:
+        """Name prefix for resources whose names must be unique in the account."""
+        return f"wikibot-{self.stack}"
+
+    @property
+    def stale_lock_seconds(self) -> int:
+        """A lock older than the function timeout plus a margin belongs to a dead writer."""
+        return self.timeout_seconds + 30
+
+    def zip_path(self, function: str) -> Path:
+        """The built zip of `function` for this stack's architecture; a clear error if absent."""
+        if not self.zips_dir:
+            raise SettingsError(
+                f"{ZIPS_ENV} is not set: point it at the directory of built Lambda zips "
+                "(`nix build .#lambdas` → ./result, or `checks/build-lambdas dist` → ./dist)"
+            )
+        path = Path(self.zips_dir) / f"{function}-{self.architecture}.zip"
+        if not path.is_file():
+            raise SettingsError(
+                f"{path} does not exist: {ZIPS_ENV}={self.zips_dir} must hold "
+                f"{', '.join(f'{f}-{self.architecture}.zip' for f in FUNCTIONS)}; build them first"
+            )
+        return path
+
+    @staticmethod
+    def load() -> Settings:
+        config = pulumi.Config()
+        region = pulumi.Config("aws").get("region") or "us-east-1"
+        settings = Settings(
+            stack=pulumi.get_stack(),
+            region=region,
+            availability_zone=config.get("availability_zone") or f"{region}a",
+            vpc_cidr=config.get("vpc_cidr") or "10.20.0.0/16",
+            public_subnet_cidr=config.get("public_subnet_cidr") or "10.20.0.0/24",
+            private_subnet_cidr=config.get("private_subnet_cidr") or "10.20.1.0/24",
+            egress=config.get("egress") or "nat-instance",
+            architecture=config.get("architecture") or "arm64",
+            memory_mb=config.get_int("memory_mb") or 512,
+            timeout_seconds=config.get_int("timeout_seconds") or 30,
+            stage_name=config.get("stage_name") or "prod",
+            authkit_domain=config.get("authkit_domain") or "",
+            wiki=config.get("wiki") or "wiki",
+            budget_amount_usd=config.get_int("budget_amount_usd") or 50,
+            budget_email=config.require("budget_email"),
+            log_retention_days=config.get_int("log_retention_days") or 14,
+            efs_one_zone=config.get_bool("efs_one_zone") if config.get("efs_one_zone") is not None else True,
+            zips_dir=os.environ.get(ZIPS_ENV) or None,
+            workos_api_key=config.require_secret("workos_api_key"),
+            mcp_auth_token=config.require_secret("mcp_auth_token"),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.egress not in EGRESS_CHOICES:
+            raise SettingsError(f"egress must be one of {', '.join(EGRESS_CHOICES)}, not {self.egress!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise SettingsError(f"architecture must be arm64 or x86_64, not {self.architecture!r}")
+        if not 128 <= self.memory_mb <= 10240:
+            raise SettingsError(f"memory_mb must be 128–10240, not {self.memory_mb}")
+        if not 1 <= self.timeout_seconds <= 900:
+            raise SettingsError(f"timeout_seconds must be 1–900, not {self.timeout_seconds}")
+        try:
+            vpc = ipaddress.ip_network(self.vpc_cidr)
+            subnets = [ipaddress.ip_network(self.public_subnet_cidr), ipaddress.ip_network(self.private_subnet_cidr)]
+        except ValueError as e:
+            raise SettingsError(f"a CIDR setting is not a network: {e}") from e
+        if not all(subnet.subnet_of(vpc) for subnet in subnets):
+            raise SettingsError("public_subnet_cidr and private_subnet_cidr must lie inside vpc_cidr")
+        if subnets[0].overlaps(subnets[1]):
+            raise SettingsError("public_subnet_cidr and private_subnet_cidr must not overlap")
+        if "@" not in self.budget_email:
+            raise SettingsError(f"budget_email must be an e-mail address, not {self.budget_email!r}")

@@ -1,0 +1,150 @@
+"""Runs the Pulumi program against `pulumi.runtime.set_mocks` and records every resource it
+registers, so the tests can assert properties of the stack without the Pulumi CLI or AWS.
+
+`stack(...)` runs `__main__.py` afresh with the given config and returns a `Stack`: the
+recorded resources and the program's module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import runpy
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pytest
+
+INFRA = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(INFRA))
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+WORKOS_KEY = "sk_test_workos_key_for_mocks"
+MCP_TOKEN = "mcp-static-token-for-mocks-0123456789abcdef"
+BASE_CONFIG = {
+    "wikibot:budget_email": "owner@example.com",
+    "wikibot:workos_api_key": WORKOS_KEY,
+    "wikibot:mcp_auth_token": MCP_TOKEN,
+}
+SECRET_KEYS = ["wikibot:workos_api_key", "wikibot:mcp_auth_token"]
+
+
+@dataclass
+class Resource:
+    typ: str
+    name: str
+    inputs: dict
+    provider: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-id"
+
+    def plain(self, key: str):
+        """An input with any secret wrapper removed."""
+        return unwrap(self.inputs.get(key))
+
+
+def unwrap(value):
+    if isinstance(value, dict) and value.get(SECRET_SIG):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def is_secret(value) -> bool:
+    return isinstance(value, dict) and SECRET_SIG in value
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Echoes inputs back as state, adding the outputs the program reads."""
+
+    def __init__(self) -> None:
+        self.resources: list[Resource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(Resource(args.typ, args.name, dict(args.inputs), args.provider))
+        state = dict(args.inputs)
+        state.setdefault("arn", f"arn:aws:mock:us-east-1:123456789012:{args.name}")
+        extra = {
+            "aws:apigateway/restApi:RestApi": {
+                "root_resource_id": "root-resource-id",
+                "execution_arn": f"arn:aws:execute-api:us-east-1:123456789012:{args.name}-id",
+            },
+            "aws:lambda/function:Function": {
+                "invoke_arn": f"arn:aws:apigateway:us-east-1:lambda:path/functions/{args.name}/invocations",
+            },
+            "aws:ec2/instance:Instance": {"primary_network_interface_id": f"eni-{args.name}"},
+        }
+        state.update(extra.get(args.typ, {}))
+        return [f"{args.name}-id", state]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0123456789abcdef0", "architecture": "arm64", "name": "al2023-ami-minimal-arm64"}
+        return {}
+
+
+@dataclass
+class Stack:
+    resources: list[Resource]
+    program: dict
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name_contains: str = "") -> Resource:
+        found = [r for r in self.of_type(typ) if name_contains in r.name]
+        assert len(found) == 1, f"expected one {typ} named *{name_contains}*, found {[r.name for r in found]}"
+        return found[0]
+
+    def secret(self, output: pulumi.Output) -> bool:
+        return asyncio.get_event_loop().run_until_complete(output.is_secret())
+
+    def resolve(self, output: pulumi.Output):
+        return asyncio.get_event_loop().run_until_complete(output.future())
+
+
+@pytest.fixture(scope="session")
+def zips(tmp_path_factory) -> Path:
+    """A directory with a (tiny) zip for every function and architecture."""
+    directory = tmp_path_factory.mktemp("zips")
+    for function in ("efs-probe", "git-probe", "mcp-server"):
+        for arch in ("arm64", "x86_64"):
+            with zipfile.ZipFile(directory / f"{function}-{arch}.zip", "w") as archive:
+                archive.writestr("bootstrap", "#!/bin/sh\n")
+    return directory
+
+
+@pytest.fixture
+def run_stack(monkeypatch, zips):
+    """Runs the program with extra config (and WIKIBOT_LAMBDA_ZIPS, unless given)."""
+
+    def run(config: dict | None = None, stack: str = "dev", zips_dir: str | None = str(zips)) -> Stack:
+        if zips_dir is None:
+            monkeypatch.delenv("WIKIBOT_LAMBDA_ZIPS", raising=False)
+        else:
+            monkeypatch.setenv("WIKIBOT_LAMBDA_ZIPS", zips_dir)
+        mocks = Recorder()
+        pulumi.runtime.set_mocks(mocks, project="wikibot", stack=stack, preview=False)
+        pulumi.runtime.set_all_config({**BASE_CONFIG, **(config or {})}, SECRET_KEYS)
+        program: dict = {}
+
+        @pulumi.runtime.test
+        def execute():
+            program.update(runpy.run_path(str(INFRA / "__main__.py")))
+
+        execute()
+        return Stack(mocks.resources, program)
+
+    return run
+
+
+@pytest.fixture
+def dev(run_stack) -> Stack:
+    return run_stack()

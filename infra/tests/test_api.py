@@ -1,0 +1,45 @@
+"""P0-7 and P0-4: the REST API in front of mcp-server, with X-Ray on its stage."""
+
+REST = "aws:apigateway/restApi:RestApi"
+RESOURCE = "aws:apigateway/resource:Resource"
+INTEGRATION = "aws:apigateway/integration:Integration"
+
+
+def test_mcp_and_well_known_routes_proxy_to_the_mcp_server(dev):
+    api = dev.one(REST)
+    mcp_server = dev.one("aws:lambda/function:Function", "mcp-server")
+    resources = {r.inputs["pathPart"]: r for r in dev.of_type(RESOURCE)}
+    assert set(resources) == {"mcp", ".well-known", "{proxy+}"}
+    assert resources["mcp"].inputs["parentId"] == "root-resource-id"
+    assert resources[".well-known"].inputs["parentId"] == "root-resource-id"
+    assert resources["{proxy+}"].inputs["parentId"] == resources[".well-known"].id
+    routed = {i.inputs["resourceId"]: i.inputs for i in dev.of_type(INTEGRATION)}
+    assert set(routed) == {resources["mcp"].id, resources["{proxy+}"].id}
+    for integration in routed.values():
+        assert integration["type"] == "AWS_PROXY"
+        assert integration["integrationHttpMethod"] == "POST"
+        assert integration["uri"] == f"arn:aws:apigateway:us-east-1:lambda:path/functions/{mcp_server.name}/invocations"
+        assert integration["restApi"] == api.id
+    methods = dev.of_type("aws:apigateway/method:Method")
+    assert sorted((m.inputs["httpMethod"], m.inputs["authorization"]) for m in methods) == [("ANY", "NONE")] * 2
+
+
+def test_the_stage_has_xray_and_the_api_may_invoke_the_function(dev):
+    api = dev.one(REST)
+    stage = dev.one("aws:apigateway/stage:Stage")
+    assert stage.inputs["xrayTracingEnabled"] is True
+    assert stage.inputs["stageName"] == "prod"
+    assert stage.inputs["deployment"] == dev.one("aws:apigateway/deployment:Deployment").id
+    permission = dev.one("aws:lambda/permission:Permission")
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["function"] == "wikibot-dev-mcp-server"
+    assert permission.inputs["sourceArn"] == f"arn:aws:execute-api:us-east-1:123456789012:{api.id}/*/*"
+
+
+def test_the_mcp_url_is_the_stage_url_of_the_mcp_route(run_stack):
+    stack = run_stack({"wikibot:stage_name": "v1"})
+    api = stack.one(REST)
+    url = stack.resolve(stack.program["api"].mcp_url)
+    assert url == f"https://{api.id}.execute-api.us-east-1.amazonaws.com/v1/mcp"
+    assert stack.one("aws:apigateway/stage:Stage").inputs["stageName"] == "v1"
