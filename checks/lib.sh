@@ -64,3 +64,20 @@ node_env() {
     fi
     echo "$env"
 }
+
+# The Nix linters used on the flake: `nix-instantiate --parse` (Debian's nix-bin), alejandra
+# (its library behind checks/nix-lint's small CLI) and deadnix, both built into target/tools.
+need_nix_lint() {
+    need_command nix-instantiate nix-bin
+    local bin="$TOOLS/nix-lint/bin"
+    if [ ! -x "$bin/alejandra" ] || [ "$ROOT/checks/nix-lint/Cargo.lock" -nt "$bin/alejandra" ]; then
+        say "building alejandra (checks/nix-lint) into $TOOLS/nix-lint"
+        CARGO_TARGET_DIR="$TOOLS/nix-lint-build" \
+            cargo install --quiet --locked --force --root "$TOOLS/nix-lint" --path "$ROOT/checks/nix-lint" >&2
+    fi
+    if [ ! -x "$bin/deadnix" ]; then
+        say "installing deadnix into $TOOLS/nix-lint"
+        cargo install --quiet --locked --root "$TOOLS/nix-lint" deadnix@1.3.1 >&2
+    fi
+    echo "$bin"
+}

@@ -629,13 +629,26 @@ mod tests {
         );
     }
 
-    /// A bootstrap that starts and then never asks for work.
-    fn hanging_bootstrap(dir: &Path) -> PathBuf {
+    /// A shell-script bootstrap. The function's PATH is Lambda's, not ours, so commands are
+    /// named by absolute path (which also works in the Nix build sandbox).
+    fn script_bootstrap(dir: &Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join("bootstrap");
-        std::fs::write(&path, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
+    }
+
+    /// A bootstrap that starts and then never asks for work.
+    fn hanging_bootstrap(dir: &Path) -> PathBuf {
+        let sleep = std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join("sleep"))
+                    .find(|p| p.is_file())
+            })
+            .expect("sleep on PATH");
+        script_bootstrap(dir, &format!("exec {} 60", sleep.display()))
     }
 
     #[tokio::test]
