@@ -10,7 +10,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Creates `path` (it must not exist), writes `bytes`, and closes it, reporting any error
-/// including one from close. One file-system operation (the create).
+/// including one from close. One file-system operation (the create). If the create succeeds
+/// but the write or close fails, the file this call created is removed; if the create fails,
+/// nothing is touched (the path may be someone else's, such as another writer's lock).
 pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -19,7 +21,11 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
         .open(path)?;
     let written = file.write_all(bytes);
     let closed = close(file);
-    written.and(closed)
+    let result = written.and(closed);
+    if result.is_err() {
+        let _ = remove_if_present(path);
+    }
+    result
 }
 
 /// Closes `file`, returning the error `close(2)` reports.

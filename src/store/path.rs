@@ -11,10 +11,17 @@
 //! - at most [`MAX_PAGE_PATH_BYTES`] bytes in all and [`MAX_COMPONENT_BYTES`] per component;
 //! - no leading `/`, no trailing `/`, no empty component (`a//b`);
 //! - no component starting with `.` (this rules out `.`, `..`, `.git` in any case, and hidden
-//!   files), and none equal to `git~1` (the NTFS short name of `.git`);
-//! - no control characters (U+0000–U+001F, U+007F–U+009F) and no `\`;
+//!   files), and none that is an NTFS short name of `.git` or `.gitmodules` (`git~1`,
+//!   `GITMOD~1`, …);
+//! - no control characters (U+0000–U+001F, U+007F–U+009F), no `\`, and none of the invisible
+//!   characters HFS+ ignores in names (U+200C–U+200F, U+202A–U+202E, U+206A–U+206F, U+FEFF),
+//!   which would let `\u{200c}.git` pass for `.git` on a Mac;
 //! - no component with leading or trailing whitespace;
-//! - no directory component ending in `.md`, so a page file and a directory never collide.
+//! - no directory component ending in `.` (Windows drops it) or in `.md` (so a page file and a
+//!   directory never collide).
+//!
+//! These are git's own `fsck` rules for tree entries, so every tree the store writes passes
+//! `git fsck --strict` and checks out on Linux, macOS and Windows.
 //!
 //! # How a page maps to the git tree
 //!
@@ -55,6 +62,10 @@ pub enum PagePathError {
     GitReserved(String),
     #[error("page path contains the control character U+{0:04X}")]
     ControlCharacter(u32),
+    #[error("page path contains the invisible character U+{0:04X}")]
+    InvisibleCharacter(u32),
+    #[error("page path directory {0:?} ends with '.'")]
+    DirectoryTrailingDot(String),
     #[error("page path contains '\\'; separate components with '/'")]
     Backslash,
     #[error("page path component {0:?} starts or ends with whitespace")]
@@ -84,6 +95,9 @@ impl PagePath {
         if let Some(c) = raw.chars().find(|c| c.is_control()) {
             return Err(PagePathError::ControlCharacter(u32::from(c)));
         }
+        if let Some(c) = raw.chars().find(|c| is_hfs_ignorable(*c)) {
+            return Err(PagePathError::InvisibleCharacter(u32::from(c)));
+        }
         if raw.contains('\\') {
             return Err(PagePathError::Backslash);
         }
@@ -98,6 +112,9 @@ impl PagePath {
                 return Err(PagePathError::DirectoryWithPageSuffix(
                     (*component).to_owned(),
                 ));
+            }
+            if index != last && component.ends_with('.') {
+                return Err(PagePathError::DirectoryTrailingDot((*component).to_owned()));
             }
         }
         Ok(Self(raw.to_owned()))
@@ -136,7 +153,7 @@ fn check_component(component: &str) -> Result<(), PagePathError> {
     if component.starts_with('.') {
         return Err(PagePathError::HiddenComponent(component.to_owned()));
     }
-    if component.eq_ignore_ascii_case("git~1") {
+    if is_ntfs_short_git_name(component) {
         return Err(PagePathError::GitReserved(component.to_owned()));
     }
     if component.len() > MAX_COMPONENT_BYTES {
@@ -146,6 +163,21 @@ fn check_component(component: &str) -> Result<(), PagePathError> {
         return Err(PagePathError::EdgeWhitespace(component.to_owned()));
     }
     Ok(())
+}
+
+/// `git~1`, `GITMOD~2.`, `git~1:stream`…: NTFS 8.3 aliases of `.git` and `.gitmodules`.
+fn is_ntfs_short_git_name(component: &str) -> bool {
+    let lower = component.to_ascii_lowercase();
+    ["git~", "gitmod~"].iter().any(|prefix| {
+        lower
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+/// Code points HFS+ ignores when comparing names (git's `is_hfs_dotgit` list).
+fn is_hfs_ignorable(c: char) -> bool {
+    matches!(c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}')
 }
 
 /// Why a wiki name was refused.
@@ -206,6 +238,10 @@ mod tests {
             "日本語/ページ",
             "x.md",
             "emoji 🦀",
+            "Meeting: 2026-11-23",
+            "v1.2/notes",
+            "git/config",
+            "Agit~1",
         ] {
             let page = PagePath::parse(ok).unwrap_or_else(|e| panic!("{ok:?} refused: {e}"));
             assert_eq!(page.as_str(), ok);
@@ -242,6 +278,12 @@ mod tests {
             ("a/.GIT/config", HiddenComponent(".GIT".into())),
             (".git.", HiddenComponent(".git.".into())),
             ("GIT~1/HEAD", GitReserved("GIT~1".into())),
+            ("gitmod~1/x", GitReserved("gitmod~1".into())),
+            ("git~1./x", GitReserved("git~1.".into())),
+            ("GIT~1:s/x", GitReserved("GIT~1:s".into())),
+            ("\u{200c}.git/x", InvisibleCharacter(0x200c)),
+            ("a\u{feff}b", InvisibleCharacter(0xfeff)),
+            ("Dir./x", DirectoryTrailingDot("Dir.".into())),
             ("a\0b", ControlCharacter(0)),
             ("a\nb", ControlCharacter(10)),
             ("a\u{7f}", ControlCharacter(0x7f)),

@@ -58,15 +58,12 @@ pub(crate) fn compare_and_swap(
 ) -> io::Result<Swap> {
     let path = git_dir.join(name);
     let lock = git_dir.join(format!("{name}.lock"));
-    // The value is written with the lock's creation: a lock file is never empty on disk
-    // for longer than the create call, and git ignores it either way.
+    // The value is written with the lock's creation: one file operation. A failed create
+    // leaves the path alone: the lock may be another writer's.
     match write_new(&lock, format!("{new}\n").as_bytes(), 0o644) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Swap::Locked),
-        Err(e) => {
-            let _ = remove_if_present(&lock);
-            return Err(e);
-        }
+        Err(e) => return Err(e),
     }
     let outcome = match read(git_dir, name) {
         Ok(current) if current == expected => std::fs::rename(&lock, &path).map(|()| Swap::Done),
