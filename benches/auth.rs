@@ -15,7 +15,7 @@ fn verification(c: &mut Criterion) {
         .expect("test key");
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
     jwk.common.key_id = Some("bench".into());
-    let verifier = AuthKitVerifier::new(ISSUER, RESOURCE);
+    let verifier = AuthKitVerifier::new(ISSUER, RESOURCE).expect("HTTP client");
     verifier.preload(&JwkSet { keys: vec![jwk] }).expect("keys");
 
     let now = jsonwebtoken::get_current_timestamp();

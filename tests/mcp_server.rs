@@ -289,7 +289,19 @@ async fn bad_origins_and_foreign_hosts_are_forbidden() {
             .status(),
         200
     );
-    // The metadata is guarded the same way.
+    // The discovery documents are public to every origin, but not to other hosts.
+    let cross_origin = f
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            f.server.base()
+        ))
+        .header("origin", "https://inspector.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_origin.status(), 200);
+    assert_eq!(cross_origin.headers()["access-control-allow-origin"], "*");
     let prm = f
         .http
         .get(format!(
@@ -340,6 +352,21 @@ async fn discovery_documents_describe_the_resource_and_its_authorization_server(
         .unwrap();
     assert_eq!(proxied["issuer"], f.authkit.issuer);
     assert_eq!(proxied["code_challenge_methods_supported"], json!(["S256"]));
+}
+
+#[tokio::test]
+async fn an_authkit_outage_is_remembered_by_the_metadata_proxy() {
+    let f = fixture().await;
+    f.authkit.fail_metadata(true);
+    let url = format!("{}/.well-known/oauth-authorization-server", f.server.base());
+    for _ in 0..5 {
+        assert_eq!(f.http.get(&url).send().await.unwrap().status(), 502);
+    }
+    assert_eq!(
+        f.authkit.metadata_requests(),
+        1,
+        "one upstream attempt per retry interval"
+    );
 }
 
 #[tokio::test]

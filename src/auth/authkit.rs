@@ -1,8 +1,10 @@
 //! WorkOS AuthKit access tokens: RS256 JWTs checked against AuthKit's JWKS.
 //!
-//! The key set is fetched on first use, cached for an hour, and fetched again when a token
-//! names a key id we do not know (AuthKit rotated its keys) — at most once per
-//! [`MIN_REFETCH_INTERVAL`], so a stream of forged key ids cannot make us hammer AuthKit.
+//! The key set is fetched on first use, refreshed after an hour, and fetched again when a
+//! token names a key id we do not know (AuthKit rotated its keys). Every fetch attempt —
+//! successful or not — is at most one per [`MIN_REFETCH_INTERVAL`], so neither a stream of
+//! forged key ids nor an AuthKit outage makes us hammer AuthKit, and requests never queue
+//! behind a string of doomed fetches. When a refresh fails, the keys we have keep working.
 //! A token is accepted only with `alg` RS256, a known `kid`, a valid signature, `iss` equal
 //! to the AuthKit issuer, `aud` containing this resource's URL, and `exp`/`nbf` within
 //! [`LEEWAY_SECS`]. This module must not log tokens or pass them anywhere.
@@ -21,7 +23,7 @@ use super::{AuthMethod, Principal};
 pub const LEEWAY_SECS: u64 = 30;
 /// A cached key set is refreshed after this long.
 pub const JWKS_TTL: Duration = Duration::from_secs(3600);
-/// Unknown key ids trigger at most one refetch per this interval.
+/// At most one key-set fetch attempt per this interval.
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a token was refused; the message is safe to show the client.
@@ -80,12 +82,14 @@ pub struct AuthKitVerifier {
     http: reqwest::Client,
     cache: RwLock<KeyCache>,
     refetch: tokio::sync::Mutex<()>,
+    min_refetch_interval: Duration,
+    key_ttl: Duration,
 }
 
 impl AuthKitVerifier {
     /// `issuer` is the AuthKit URL (`https://<subdomain>.authkit.app`), `audience` the
     /// resource URL tokens must be issued for.
-    pub fn new(issuer: &str, audience: &str) -> Self {
+    pub fn new(issuer: &str, audience: &str) -> Result<Self, String> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -96,8 +100,8 @@ impl AuthKitVerifier {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| format!("cannot set up HTTPS for the AuthKit key set: {e}"))?;
+        Ok(Self {
             issuer: issuer.to_owned(),
             jwks_url: format!("{issuer}/oauth2/jwks"),
             validation,
@@ -108,7 +112,17 @@ impl AuthKitVerifier {
                 last_attempt: None,
             }),
             refetch: tokio::sync::Mutex::new(()),
-        }
+            min_refetch_interval: MIN_REFETCH_INTERVAL,
+            key_ttl: JWKS_TTL,
+        })
+    }
+
+    /// Another spacing of key-set fetches than [`MIN_REFETCH_INTERVAL`], and another key-set
+    /// lifetime than [`JWKS_TTL`] (tests exercise refresh and rotation with these).
+    pub fn with_timing(mut self, min_refetch_interval: Duration, key_ttl: Duration) -> Self {
+        self.min_refetch_interval = min_refetch_interval;
+        self.key_ttl = key_ttl;
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -151,35 +165,45 @@ impl AuthKitVerifier {
         ))
     }
 
-    fn cached_key(&self, kid: &str) -> Option<DecodingKey> {
+    /// The key for `kid` from a key set fetched within the TTL.
+    fn fresh_key(&self, kid: &str) -> Option<DecodingKey> {
         let cache = self.read_cache();
-        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < JWKS_TTL);
+        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.key_ttl);
         fresh.then(|| cache.keys.get(kid).cloned()).flatten()
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        if let Some(key) = self.cached_key(kid) {
+        if let Some(key) = self.fresh_key(kid) {
             return Ok(key);
         }
         // One fetch at a time; whoever waited re-checks the cache the winner filled.
         let _turn = self.refetch.lock().await;
-        if let Some(key) = self.cached_key(kid) {
+        if let Some(key) = self.fresh_key(kid) {
             return Ok(key);
         }
-        let (stale, recently_tried) = {
-            let cache = self.read_cache();
-            (
-                cache.fetched_at.is_none_or(|t| t.elapsed() >= JWKS_TTL),
-                cache
-                    .last_attempt
-                    .is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL),
-            )
+        let may_fetch = self
+            .read_cache()
+            .last_attempt
+            .is_none_or(|t| t.elapsed() >= self.min_refetch_interval);
+        let fetched = if may_fetch {
+            Some(self.fetch().await)
+        } else {
+            None
         };
-        if recently_tried && !stale {
-            return Err(TokenError::UnknownKey);
+        let cache = self.read_cache();
+        // Keys past their TTL still verify when a refresh failed or was just tried.
+        match (cache.keys.get(kid), fetched) {
+            (Some(key), Some(Err(e))) => {
+                tracing::warn!(error = %e, "AuthKit key set refresh failed; using the keys we have");
+                Ok(key.clone())
+            }
+            (Some(key), _) => Ok(key.clone()),
+            (None, Some(Err(e))) if cache.keys.is_empty() => Err(e),
+            (None, _) if cache.keys.is_empty() => Err(TokenError::KeysUnavailable(
+                "no key set yet; the last fetch failed moments ago".into(),
+            )),
+            (None, _) => Err(TokenError::UnknownKey),
         }
-        self.fetch().await?;
-        self.cached_key(kid).ok_or(TokenError::UnknownKey)
     }
 
     async fn fetch(&self) -> Result<(), TokenError> {

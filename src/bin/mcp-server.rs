@@ -17,7 +17,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = mcp::app(&config);
+    let app = match mcp::app(&config) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("mcp-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     // Lambda sends one request at a time: a single-threaded runtime starts faster.
     let mut builder = if on_lambda {

@@ -237,6 +237,12 @@ async fn serve(args: ServeArgs) -> CliResult {
         .unwrap_or_else(|| format!("http://{address}/mcp"));
     let mut generated = None;
     let auth = if args.no_auth {
+        // The URL's host is whatever a client claims; what matters is who can connect.
+        if !address.ip().is_loopback() {
+            return Err(format!(
+                "--no-auth needs a loopback listener, not {address}: anyone who can reach it could write the wiki"
+            ));
+        }
         AuthConfig::Disabled
     } else {
         let static_token = match (&args.token, &args.authkit_domain) {
@@ -310,7 +316,7 @@ async fn serve(args: ServeArgs) -> CliResult {
             );
         }
     }
-    let app = mcp::app(&config);
+    let app = mcp::app(&config).map_err(|e| e.to_string())?;
     mcp::serve_http(app, listener)
         .await
         .map_err(|e| e.to_string())?;

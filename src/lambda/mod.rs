@@ -68,29 +68,41 @@ pub fn millis(duration: Duration) -> f64 {
 /// Logs for CloudWatch: level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default INFO), JSON
 /// when `AWS_LAMBDA_LOG_FORMAT=JSON`, no colour codes and no timestamps (CloudWatch adds them).
 pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::filter::{FilterExt, LevelFilter};
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt};
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|level| level.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .from_env_lossy(),
-        )
+    let requested = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    let filter = requested.and(never_log_events());
+    let layer = fmt::layer()
         .with_ansi(false)
         .with_target(false)
         .without_time();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let registry = tracing_subscriber::registry();
     // A second initialisation (tests) keeps the first subscriber.
     let _ = if json {
-        builder.json().try_init()
+        registry.with(layer.json().with_filter(filter)).try_init()
     } else {
-        builder.try_init()
+        registry.with(layer.with_filter(filter)).try_init()
     };
+}
+
+/// The Lambda runtime crates log whole events at DEBUG/TRACE, `Authorization` headers
+/// included. This cap applies whatever the environment asks for: tokens never reach the logs.
+pub fn never_log_events() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("lambda_runtime", LevelFilter::INFO)
+        .with_target("lambda_runtime_api_client", LevelFilter::INFO)
+        .with_target("lambda_http", LevelFilter::INFO)
 }
 
 /// Runs `handler` as this process's Lambda function: JSON in, JSON out, one event at a time.
@@ -126,6 +138,27 @@ mod tests {
         assert!(first.cold_start && !second.cold_start);
         assert_eq!((first.number, second.number), (1, 2));
         assert_ne!(Instance::new().id(), instance.id());
+    }
+
+    #[test]
+    fn runtime_crates_never_log_below_info() {
+        let cap = never_log_events();
+        for target in [
+            "lambda_runtime::layers::api_response",
+            "lambda_http::request",
+            "lambda_runtime_api_client",
+        ] {
+            assert!(
+                !cap.would_enable(target, &tracing::Level::TRACE),
+                "{target}"
+            );
+            assert!(
+                !cap.would_enable(target, &tracing::Level::DEBUG),
+                "{target}"
+            );
+            assert!(cap.would_enable(target, &tracing::Level::INFO), "{target}");
+        }
+        assert!(cap.would_enable("wikibot::store", &tracing::Level::TRACE));
     }
 
     #[test]

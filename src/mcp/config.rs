@@ -32,6 +32,8 @@ pub enum ServerConfigError {
     Env(#[from] ConfigError),
     #[error("{name}: {problem}")]
     Invalid { name: &'static str, problem: String },
+    #[error("{0}")]
+    Setup(String),
 }
 
 fn invalid(name: &'static str, problem: impl Into<String>) -> ServerConfigError {

@@ -1,5 +1,6 @@
 //! DNS-rebinding and cross-origin protection for every route: the `Host` header must name
-//! this server, and an `Origin` header, when a browser sends one, must be an allowed origin.
+//! this server, and an `Origin` header, when a browser sends one, must be an allowed origin
+//! (except on the public `/.well-known/` discovery documents).
 //! Both come from configuration (the public resource URL), not from a loopback default.
 //! This module must not look at credentials.
 
@@ -68,7 +69,9 @@ pub(super) async fn check(
             return (StatusCode::BAD_REQUEST, "Bad Request: missing Host header").into_response();
         }
     }
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
+    // The discovery documents are public (CORS `*`): browser clients on any origin read them.
+    let public = request.uri().path().starts_with("/.well-known/");
+    if let Some(origin) = request.headers().get(header::ORIGIN).filter(|_| !public) {
         let allowed = origin.to_str().is_ok_and(|o| guard.origin_allowed(o));
         if !allowed {
             tracing::warn!("refused a request from a disallowed Origin");

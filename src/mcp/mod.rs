@@ -13,7 +13,7 @@ pub mod config;
 mod guard;
 pub mod tools;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -36,7 +36,7 @@ use tools::{WikiAccess, WikiTools};
 const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Builds the whole app for `config`.
-pub fn app(config: &ServerConfig) -> Router {
+pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
     let access = Arc::new(WikiAccess::new(
         Store::new(config.store.clone()),
         config.wiki.clone(),
@@ -69,7 +69,9 @@ pub fn app(config: &ServerConfig) -> Router {
             } => {
                 let authkit = authkit_issuer
                     .as_deref()
-                    .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()));
+                    .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
+                    .transpose()
+                    .map_err(ServerConfigError::Setup)?;
                 let challenge = Challenge {
                     resource_metadata: authkit_issuer
                         .as_ref()
@@ -81,23 +83,10 @@ pub fn app(config: &ServerConfig) -> Router {
                 let router = Router::new().nest_service(&mcp_path, mcp).layer(
                     middleware::from_fn_with_state(authenticator, require_bearer),
                 );
-                let metadata = authkit_issuer.as_ref().map(|issuer| Metadata {
-                    protected_resource: json!({
-                        "resource": config.resource(),
-                        "authorization_servers": [issuer],
-                        "scopes_supported": config.scopes,
-                        "bearer_methods_supported": ["header"],
-                        "resource_name": "wikibot",
-                    }),
-                    authorization_server_url: format!(
-                        "{issuer}/.well-known/oauth-authorization-server"
-                    ),
-                    authorization_server: Mutex::new(None),
-                    http: reqwest::Client::builder()
-                        .timeout(Duration::from_secs(5))
-                        .build()
-                        .unwrap_or_default(),
-                });
+                let metadata = authkit_issuer
+                    .as_ref()
+                    .map(|issuer| Metadata::new(config, issuer))
+                    .transpose()?;
                 (router, metadata)
             }
         };
@@ -125,7 +114,7 @@ pub fn app(config: &ServerConfig) -> Router {
         &config.allowed_hosts,
         &config.allowed_origins,
     ));
-    app.layer(middleware::from_fn_with_state(guard, guard::check))
+    Ok(app.layer(middleware::from_fn_with_state(guard, guard::check)))
 }
 
 async fn require_bearer(
@@ -151,11 +140,43 @@ async fn admit_anonymous(mut request: Request, next: Next) -> Response {
 struct Metadata {
     protected_resource: Value,
     authorization_server_url: String,
-    authorization_server: Mutex<Option<(Instant, Value)>>,
+    /// The proxied document and when it was fetched; one fetch at a time (the lock is held
+    /// across it), and a failure is remembered too, so an AuthKit outage costs one outbound
+    /// request per [`AS_METADATA_RETRY`], not one per visitor.
+    authorization_server: tokio::sync::Mutex<Proxied>,
     http: reqwest::Client,
 }
 
+#[derive(Default)]
+struct Proxied {
+    document: Option<(Instant, Value)>,
+    last_failure: Option<Instant>,
+}
+
 const AS_METADATA_TTL: Duration = Duration::from_secs(3600);
+const AS_METADATA_RETRY: Duration = Duration::from_secs(30);
+
+impl Metadata {
+    fn new(config: &ServerConfig, issuer: &str) -> Result<Self, ServerConfigError> {
+        Ok(Self {
+            protected_resource: json!({
+                "resource": config.resource(),
+                "authorization_servers": [issuer],
+                "scopes_supported": config.scopes,
+                "bearer_methods_supported": ["header"],
+                "resource_name": "wikibot",
+            }),
+            authorization_server_url: format!("{issuer}/.well-known/oauth-authorization-server"),
+            authorization_server: tokio::sync::Mutex::new(Proxied::default()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| {
+                    ServerConfigError::Setup(format!("cannot set up HTTPS for AuthKit: {e}"))
+                })?,
+        })
+    }
+}
 
 async fn protected_resource_metadata(State(metadata): State<Arc<Metadata>>) -> Response {
     public_json(StatusCode::OK, metadata.protected_resource.clone())
@@ -163,15 +184,23 @@ async fn protected_resource_metadata(State(metadata): State<Arc<Metadata>>) -> R
 
 /// AuthKit's authorization-server metadata, for clients that skip RFC 9728 discovery.
 async fn authorization_server_metadata(State(metadata): State<Arc<Metadata>>) -> Response {
-    let cached = metadata
-        .authorization_server
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < AS_METADATA_TTL)
-        .map(|(_, document)| document.clone());
-    if let Some(document) = cached {
-        return public_json(StatusCode::OK, document);
+    let unavailable = || {
+        public_json(
+            StatusCode::BAD_GATEWAY,
+            json!({ "error": "the authorization server's metadata is unavailable; try again shortly" }),
+        )
+    };
+    let mut proxied = metadata.authorization_server.lock().await;
+    if let Some((at, document)) = &proxied.document
+        && at.elapsed() < AS_METADATA_TTL
+    {
+        return public_json(StatusCode::OK, document.clone());
+    }
+    if proxied
+        .last_failure
+        .is_some_and(|at| at.elapsed() < AS_METADATA_RETRY)
+    {
+        return unavailable();
     }
     let fetched = async {
         metadata
@@ -186,19 +215,14 @@ async fn authorization_server_metadata(State(metadata): State<Arc<Metadata>>) ->
     .await;
     match fetched {
         Ok(document) => {
-            *metadata
-                .authorization_server
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((Instant::now(), document.clone()));
+            proxied.document = Some((Instant::now(), document.clone()));
+            proxied.last_failure = None;
             public_json(StatusCode::OK, document)
         }
         Err(e) => {
             tracing::warn!(error = %e.without_url(), "could not fetch the authorization server metadata");
-            public_json(
-                StatusCode::BAD_GATEWAY,
-                json!({ "error": "the authorization server's metadata is unavailable; try again shortly" }),
-            )
+            proxied.last_failure = Some(Instant::now());
+            unavailable()
         }
     }
 }

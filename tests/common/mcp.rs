@@ -38,7 +38,7 @@ impl TestServer {
             mcp::config::DEFAULT_SCOPES,
         )
         .expect("valid configuration");
-        let app = mcp::app(&config);
+        let app = mcp::app(&config).expect("the app builds");
         let task = tokio::spawn(async move {
             let _ = mcp::serve_http(app, listener).await;
         });

@@ -41,13 +41,21 @@ pub fn other_key() -> EncodingKey {
     EncodingKey::from_rsa_pem(OTHER_KEY_PEM).expect("test key")
 }
 
-/// The public half of the test key as AuthKit would publish it.
-pub fn jwks() -> JwkSet {
-    let mut jwk = Jwk::from_encoding_key(&signing_key(), Algorithm::RS256).expect("jwk");
-    jwk.common.key_id = Some(KEY_ID.to_owned());
+pub const ROTATED_KEY_ID: &str = "test-key-2";
+
+fn public_jwk(key: &EncodingKey, kid: &str) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(key, Algorithm::RS256).expect("jwk");
+    jwk.common.key_id = Some(kid.to_owned());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
-    JwkSet { keys: vec![jwk] }
+    jwk
+}
+
+/// The public half of the test key as AuthKit would publish it.
+pub fn jwks() -> JwkSet {
+    JwkSet {
+        keys: vec![public_jwk(&signing_key(), KEY_ID)],
+    }
 }
 
 pub fn now() -> u64 {
@@ -115,6 +123,10 @@ struct MockState {
     clients: Mutex<HashMap<String, Registered>>,
     codes: Mutex<HashMap<String, Grant>>,
     jwks_fetches: AtomicUsize,
+    jwks_failing: std::sync::atomic::AtomicBool,
+    metadata_failing: std::sync::atomic::AtomicBool,
+    metadata_requests: AtomicUsize,
+    rotated: std::sync::atomic::AtomicBool,
     tokens_issued: AtomicUsize,
     counter: AtomicUsize,
 }
@@ -170,12 +182,36 @@ impl MockAuthKit {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
 
+    /// Makes the JWKS endpoint answer 503 (an AuthKit outage), or work again.
+    pub fn fail_jwks(&self, failing: bool) {
+        self.state.jwks_failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes the metadata endpoints answer 503, or work again.
+    pub fn fail_metadata(&self, failing: bool) {
+        self.state.metadata_failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn metadata_requests(&self) -> usize {
+        self.state.metadata_requests.load(Ordering::SeqCst)
+    }
+
+    /// Publishes a second signing key, `ROTATED_KEY_ID` (the other test key), as a key
+    /// rotation would.
+    pub fn rotate_keys(&self) {
+        self.state.rotated.store(true, Ordering::SeqCst);
+    }
+
     pub fn tokens_issued(&self) -> usize {
         self.state.tokens_issued.load(Ordering::SeqCst)
     }
 }
 
-async fn metadata(State(state): State<Arc<MockState>>) -> Json<Value> {
+async fn metadata(State(state): State<Arc<MockState>>) -> Response {
+    state.metadata_requests.fetch_add(1, Ordering::SeqCst);
+    if state.metadata_failing.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+    }
     let issuer = &state.issuer;
     Json(json!({
         "issuer": issuer,
@@ -192,11 +228,19 @@ async fn metadata(State(state): State<Arc<MockState>>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "scopes_supported": ["email", "offline_access", "openid", "profile"],
     }))
+    .into_response()
 }
 
-async fn jwks_endpoint(State(state): State<Arc<MockState>>) -> Json<JwkSet> {
+async fn jwks_endpoint(State(state): State<Arc<MockState>>) -> Response {
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    Json(jwks())
+    if state.jwks_failing.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+    }
+    let mut keys = jwks();
+    if state.rotated.load(Ordering::SeqCst) {
+        keys.keys.push(public_jwk(&other_key(), ROTATED_KEY_ID));
+    }
+    Json(keys).into_response()
 }
 
 fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {

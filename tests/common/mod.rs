@@ -12,7 +12,12 @@ use serde_json::Value;
 use wikibot::lambda::emulator::{FunctionSpec, RunningFunction};
 
 pub fn spec(bootstrap: &str, root: &Path) -> FunctionSpec {
-    FunctionSpec::new(bootstrap).env("WIKIBOT_ROOT", root.display().to_string())
+    let spec = FunctionSpec::new(bootstrap).env("WIKIBOT_ROOT", root.display().to_string());
+    // Lambda's image has system CA certificates; a build sandbox may only have this file.
+    match std::env::var("SSL_CERT_FILE") {
+        Ok(bundle) => spec.env("SSL_CERT_FILE", bundle),
+        Err(_) => spec,
+    }
 }
 
 pub fn git_probe(root: &Path) -> FunctionSpec {
