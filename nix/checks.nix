@@ -16,14 +16,16 @@ in {
     });
 
   # The external-client tests (MCP Python SDK, conformance suite) are #[ignore]d here: they
-  # need packages from PyPI and npm that checks/run installs.
+  # need packages from PyPI and npm that checks/run installs. The sandbox has no system CA
+  # store, which the HTTPS client loads at start-up: cacert's bundle stands in.
   nextest = craneLib.cargoNextest (commonArgs
     // {
       inherit cargoArtifacts;
       partitions = 1;
       partitionType = "count";
       cargoNextestPartitionsExtraArgs = "--no-tests=pass";
-      nativeCheckInputs = [pkgs.git];
+      nativeCheckInputs = [pkgs.git pkgs.cacert];
+      SSL_CERT_FILE = "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt";
     });
 
   infra = pkgs.runCommand "wikibot-infra-tests" {nativeBuildInputs = [rust.infraPython];} ''

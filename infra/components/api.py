@@ -86,8 +86,12 @@ class McpApi(pulumi.ComponentResource):
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=api.id,
-            # A new deployment whenever a route changes.
-            triggers={"routes": pulumi.Output.all(*[r.id for r in routed]).apply(lambda ids: ",".join(ids))},
+            # A new deployment whenever a route or its target changes (a replaced function has
+            # a new invoke ARN; the stage would otherwise keep serving the old snapshot).
+            triggers={
+                "routes": pulumi.Output.all(*[r.id for r in routed]).apply(lambda ids: ",".join(ids)),
+                "target": function.invoke_arn,
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=routed),
         )
         self.stage = aws.apigateway.Stage(

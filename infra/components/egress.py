@@ -27,7 +27,7 @@ echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf
 iface=$(ip route show default | awk '{print $5}')
 iptables -t nat -A POSTROUTING -o "$iface" -j MASQUERADE
 iptables -F FORWARD
-service iptables save
+iptables-save > /etc/sysconfig/iptables
 systemctl enable --now iptables
 """
 

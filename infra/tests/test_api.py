@@ -29,7 +29,10 @@ def test_the_stage_has_xray_and_the_api_may_invoke_the_function(dev):
     stage = dev.one("aws:apigateway/stage:Stage")
     assert stage.inputs["xrayTracingEnabled"] is True
     assert stage.inputs["stageName"] == "prod"
-    assert stage.inputs["deployment"] == dev.one("aws:apigateway/deployment:Deployment").id
+    deployment = dev.one("aws:apigateway/deployment:Deployment")
+    assert stage.inputs["deployment"] == deployment.id
+    mcp_server = dev.one("aws:lambda/function:Function", "mcp-server")
+    assert deployment.inputs["triggers"]["target"].endswith(f"/{mcp_server.name}/invocations"), "redeploy on a new target"
     permission = dev.one("aws:lambda/permission:Permission")
     assert permission.inputs["principal"] == "apigateway.amazonaws.com"
     assert permission.inputs["action"] == "lambda:InvokeFunction"

@@ -666,19 +666,31 @@ mod tests {
             function.invoke(&big).await,
             Err(EmulatorError::EventTooLarge(_))
         ));
-        assert!(
-            function.pid().is_some(),
-            "refused events must not disturb the function"
-        );
+        // The process was never handed the refused events: it is still waiting, so a valid
+        // event now runs into its (short) timeout rather than an exited process.
+        let err = function
+            .invoke_with_timeout(b"{}", Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EmulatorError::Timeout { .. }), "{err}");
     }
 
     #[tokio::test]
     async fn a_process_that_exits_at_init_reports_init_failure() {
-        let mut function = RunningFunction::start(FunctionSpec::new("/bin/true"))
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap = script_bootstrap(dir.path(), "echo 'no configuration' >&2; exit 3");
+        let mut function = RunningFunction::start(FunctionSpec::new(bootstrap))
             .await
             .unwrap();
-        let err = function.invoke(b"{}").await.unwrap_err();
-        assert!(err.to_string().contains("init failed"), "{err}");
+        let err = function.invoke(b"{}").await.unwrap_err().to_string();
+        assert!(
+            err.contains("init failed") && err.contains("exit status: 3"),
+            "{err}"
+        );
+        assert!(
+            err.contains("no configuration"),
+            "the log tail is reported: {err}"
+        );
         assert!(matches!(
             function.invoke(b"{}").await,
             Err(EmulatorError::NotRunning)
