@@ -49,13 +49,7 @@ class Egress(pulumi.ComponentResource):
                 tags={"Name": f"{prefix}-nat"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[network.internet_gateway]),
             )
-            self.route = aws.ec2.Route(
-                f"{name}-private-default",
-                route_table_id=network.private_route_table.id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=gateway.id,
-                opts=child,
-            )
+            self.route = self._default_route(name, network, nat_gateway_id=gateway.id)
         elif settings.egress == "nat-instance":
             architecture = "arm64" if NAT_INSTANCE_TYPE.startswith("t4g") else "x86_64"
             image = aws.ec2.get_ami_output(
@@ -103,12 +97,18 @@ class Egress(pulumi.ComponentResource):
                 tags={"Name": f"{prefix}-nat"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[network.internet_gateway]),
             )
-            self.route = aws.ec2.Route(
-                f"{name}-private-default",
-                route_table_id=network.private_route_table.id,
-                destination_cidr_block="0.0.0.0/0",
-                network_interface_id=instance.primary_network_interface_id,
-                opts=child,
+            self.route = self._default_route(
+                name, network, network_interface_id=instance.primary_network_interface_id
             )
 
         self.register_outputs({"mode": self.mode})
+
+    def _default_route(self, name: str, network: Vpc, **target: pulumi.Input[str]) -> aws.ec2.Route:
+        """The private subnet's route to the internet, through `target`."""
+        return aws.ec2.Route(
+            f"{name}-private-default",
+            route_table_id=network.private_route_table.id,
+            destination_cidr_block="0.0.0.0/0",
+            opts=pulumi.ResourceOptions(parent=self),
+            **target,
+        )
