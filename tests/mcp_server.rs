@@ -40,6 +40,15 @@ impl Fixture {
         self.authkit.token(&self.server.url, customize)
     }
 
+    /// The protected-resource metadata, fetched with one extra header.
+    async fn metadata_with(&self, name: &str, value: &str) -> reqwest::Response {
+        let url = format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            self.server.base()
+        );
+        self.http.get(url).header(name, value).send().await.unwrap()
+    }
+
     async fn echo(&self, token: Option<&str>) -> reqwest::Response {
         rpc_request(
             &self.http,
@@ -290,28 +299,10 @@ async fn bad_origins_and_foreign_hosts_are_forbidden() {
         200
     );
     // The discovery documents are public to every origin, but not to other hosts.
-    let cross_origin = f
-        .http
-        .get(format!(
-            "{}/.well-known/oauth-protected-resource/mcp",
-            f.server.base()
-        ))
-        .header("origin", "https://inspector.example")
-        .send()
-        .await
-        .unwrap();
+    let cross_origin = f.metadata_with("origin", "https://inspector.example").await;
     assert_eq!(cross_origin.status(), 200);
     assert_eq!(cross_origin.headers()["access-control-allow-origin"], "*");
-    let prm = f
-        .http
-        .get(format!(
-            "{}/.well-known/oauth-protected-resource/mcp",
-            f.server.base()
-        ))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
+    let prm = f.metadata_with("host", "evil.example").await;
     assert_eq!(prm.status(), 403);
 }
 
