@@ -1,6 +1,12 @@
-//! The `wikibot` command line: refusals that protect the user, and clear errors.
+//! The `wikibot` command line: refusals that protect the user, clear errors, and `serve`
+//! honouring the store's settings.
 
-use std::process::Command;
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::json;
 
 fn wikibot(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_wikibot"))
@@ -62,4 +68,78 @@ fn help_names_every_command() {
     for command in ["serve", "invoke", "bench"] {
         assert!(help.contains(command), "{help}");
     }
+}
+
+/// `wikibot serve` reads the store's settings from the environment, like the functions, and
+/// its flags override them.
+#[tokio::test]
+async fn serve_honours_the_store_settings_from_the_environment_and_flags() {
+    let root = tempfile::tempdir().unwrap();
+    let token = "t".repeat(40);
+    let start = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wikibot"));
+        command
+            .args(["serve", "--port", "0", "--token", &token, "--root"])
+            .arg(root.path())
+            .args(extra)
+            .env("WIKIBOT_MAX_PAGE_BYTES", "16")
+            .env("WIKIBOT_WRITE_BUDGET_MS", "150")
+            .env("WIKIBOT_STALE_LOCK_SECS", "77")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().expect("wikibot serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let url = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("the URL is printed first")
+            .to_owned();
+        (child, url)
+    };
+    let client = reqwest::Client::new();
+    let write = |url: String, page: &str, content: &str| {
+        let client = client.clone();
+        let token = token.clone();
+        let (page, content) = (page.to_owned(), content.to_owned());
+        async move {
+            common::mcp::call_tool(
+                &client,
+                &url,
+                Some(&token),
+                "write_note",
+                json!({"path": page, "content": content}),
+            )
+            .await
+        }
+    };
+
+    let (mut server, url) = start(&[]);
+    let (failed, text) = write(url.clone(), "Big", &"x".repeat(17)).await;
+    assert!(failed && text.contains("the limit is 16"), "{text}");
+    let (failed, text) = write(url.clone(), "Home", "short").await;
+    assert!(!failed, "{text}");
+    // A person's git holds the branch lock: the budget and stale age come from the environment.
+    let lock = root.path().join("wiki.git/refs/heads/main.lock");
+    std::fs::write(&lock, "").unwrap();
+    let (failed, text) = write(url.clone(), "Other", "other").await;
+    assert!(failed, "{text}");
+    assert!(text.contains("WIKIBOT_STALE_LOCK_SECS=77"), "{text}");
+    assert!(
+        text.contains("gave up after 1"),
+        "waited about 150 ms: {text}"
+    );
+    std::fs::remove_file(&lock).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, url) = start(&["--max-page-bytes", "32"]);
+    let (failed, text) = write(url, "Third", &"y".repeat(20)).await;
+    assert!(!failed, "the flag overrides the environment: {text}");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

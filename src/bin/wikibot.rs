@@ -46,11 +46,10 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Directory holding the wiki's git repository.
-    #[arg(long, default_value = "wikibot-data", value_name = "DIR")]
-    root: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// The wiki to serve (its repository is DIR/NAME.git).
-    #[arg(long, default_value = wikibot::mcp::config::DEFAULT_WIKI, value_name = "NAME")]
+    #[arg(long, env = "WIKIBOT_WIKI", default_value = wikibot::mcp::config::DEFAULT_WIKI, value_name = "NAME")]
     wiki: String,
     /// Address to listen on; loopback unless --public-url says otherwise.
     #[arg(long, default_value = "127.0.0.1")]
@@ -78,6 +77,42 @@ struct ServeArgs {
     /// Accept requests without credentials (loopback only; for MCP conformance runs).
     #[arg(long, conflicts_with_all = ["token", "authkit_domain"])]
     no_auth: bool,
+}
+
+/// The page store's settings: the same environment variables the Lambda functions read.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Directory holding the wikis' git repositories (DIR/NAME.git).
+    #[arg(
+        long,
+        env = "WIKIBOT_ROOT",
+        default_value = "wikibot-data",
+        value_name = "DIR"
+    )]
+    root: PathBuf,
+    /// How long a write may wait for other writers before it answers "busy".
+    #[arg(long, env = "WIKIBOT_WRITE_BUDGET_MS", value_name = "MS",
+          default_value_t = StoreConfig::DEFAULT_WRITE_BUDGET.as_millis() as u64)]
+    write_budget_ms: u64,
+    /// Age after which another program's (a person's git) ref lock counts as abandoned and is
+    /// removed. wikibot's own writers never need it: a dead writer's lock is cleared at once.
+    #[arg(long, env = "WIKIBOT_STALE_LOCK_SECS", value_name = "SECONDS",
+          default_value_t = StoreConfig::DEFAULT_STALE_LOCK_AFTER.as_secs())]
+    stale_lock_secs: u64,
+    /// Largest page, in bytes.
+    #[arg(long, env = "WIKIBOT_MAX_PAGE_BYTES", value_name = "BYTES",
+          default_value_t = StoreConfig::DEFAULT_MAX_PAGE_BYTES)]
+    max_page_bytes: usize,
+}
+
+impl StoreArgs {
+    fn config(&self) -> StoreConfig {
+        let mut config = StoreConfig::new(&self.root);
+        config.write_budget = Duration::from_millis(self.write_budget_ms);
+        config.stale_lock_after = Duration::from_secs(self.stale_lock_secs);
+        config.max_page_bytes = self.max_page_bytes;
+        config
+    }
 }
 
 #[derive(Args)]
@@ -266,7 +301,7 @@ async fn serve(args: ServeArgs) -> CliResult {
         }
     };
     let config = ServerConfig::build(
-        StoreConfig::new(&args.root),
+        args.store.config(),
         &args.wiki,
         &url,
         auth,
@@ -280,7 +315,10 @@ async fn serve(args: ServeArgs) -> CliResult {
     println!(
         "wiki '{}' in {}",
         config.wiki,
-        args.root.join(config.wiki.repository_dir_name()).display()
+        args.store
+            .root
+            .join(config.wiki.repository_dir_name())
+            .display()
     );
     match (&config.auth, &generated) {
         (AuthConfig::Disabled, _) => println!("authentication: OFF (loopback only)"),

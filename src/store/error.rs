@@ -4,6 +4,7 @@
 //! was wrong and what to do next. This module must not format errors for a particular edge
 //! (JSON, MCP, CLI); edges use [`StoreError::kind`] and `Display`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{PagePath, PagePathError, Revision, WikiName, WikiNameError};
@@ -55,11 +56,16 @@ pub enum StoreError {
     },
     #[error("page '{page}' already exists at revision {current}; pass that revision to update it")]
     AlreadyExists { page: PagePath, current: Revision },
+    #[error("the wiki is busy: {holder}; gave up after {} ms, retry shortly", waited.as_millis())]
+    Busy { waited: Duration, holder: Holder },
     #[error(
-        "the wiki is busy: another writer held its lock for {} ms; retry shortly",
-        waited.as_millis()
+        "page '{page}' is {what} in the repository, not a page; wikibot neither follows nor replaces it"
     )]
-    Busy { waited: Duration },
+    NotAPage { page: PagePath, what: &'static str },
+    #[error("page '{page}' cannot be written: '{blocker}' is a file in the wiki, not a directory")]
+    PathTaken { page: PagePath, blocker: String },
+    #[error("the repository {} cannot be served: {reason}", path.display())]
+    UnsupportedRepository { path: PathBuf, reason: String },
     #[error("page '{0}' is not UTF-8 text")]
     NotText(PagePath),
     #[error("git: {0}")]
@@ -72,6 +78,46 @@ pub enum StoreError {
     },
 }
 
+/// Who kept a write waiting until its budget ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Another wikibot writer holds the writer mutex. It is alive: the mutex is released the
+    /// moment its holder exits, so it is never orphaned.
+    LiveWriter,
+    /// Another program (such as a person's git) holds the branch's lock file.
+    ForeignLock {
+        lock: String,
+        age: Duration,
+        stale_after: Duration,
+    },
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LiveWriter => f.write_str(
+                "another wikibot writer is committing and still running (its lock is released \
+                 the moment it exits, so it is not orphaned)",
+            ),
+            Self::ForeignLock {
+                lock,
+                age,
+                stale_after,
+            } => {
+                let left = stale_after.saturating_sub(*age).as_secs();
+                write!(
+                    f,
+                    "another program (such as git) holds {lock} and has for {} s; if it is still \
+                     there in {left} s it will be taken as abandoned and removed \
+                     (WIKIBOT_STALE_LOCK_SECS={})",
+                    age.as_secs(),
+                    stale_after.as_secs()
+                )
+            }
+        }
+    }
+}
+
 impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -81,9 +127,15 @@ impl StoreError {
             Self::WikiNotFound(_) | Self::PageNotFound(_) | Self::RevisionNotFound(_) => {
                 ErrorKind::NotFound
             }
-            Self::Conflict { .. } | Self::AlreadyExists { .. } => ErrorKind::Conflict,
+            Self::NotAPage { .. } => ErrorKind::InvalidInput,
+            Self::Conflict { .. } | Self::AlreadyExists { .. } | Self::PathTaken { .. } => {
+                ErrorKind::Conflict
+            }
             Self::Busy { .. } => ErrorKind::Busy,
-            Self::NotText(_) | Self::Git(_) | Self::Io { .. } => ErrorKind::Internal,
+            Self::NotText(_)
+            | Self::Git(_)
+            | Self::Io { .. }
+            | Self::UnsupportedRepository { .. } => ErrorKind::Internal,
         }
     }
 

@@ -28,6 +28,29 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
     result
 }
 
+/// Appends `bytes` to `path` in one write, creating it (and its directory) if needed: how
+/// git appends to a reflog. One open on the common path.
+pub(crate) fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let open = || {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(path)
+    };
+    let mut file = match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
+    let written = file.write_all(bytes);
+    written.and(close(file))
+}
+
 /// Closes `file`, returning the error `close(2)` reports.
 pub(crate) fn close(file: File) -> io::Result<()> {
     let fd = file.into_raw_fd();

@@ -1,103 +1,106 @@
-//! Stale lock files: recognising a `*.lock` whose writer died, and removing it safely.
+//! Mutexes between processes that a dead holder cannot leave behind: an exclusive `flock(2)`
+//! on a file under `<git dir>/wikibot/`.
 //!
-//! git's lock files carry no owner, so a writer killed mid-update (a Lambda timeout, SIGKILL)
-//! leaves `refs/heads/main.lock` behind and every later write fails. A lock older than the
-//! configured stale age (longer than any live writer can run) is removed. This module must
-//! not remove a lock younger than that age, and must not race another remover into deleting
-//! a fresh lock: removal happens only while holding a separate breaker file.
+//! The writer mutex admits one wikibot writer at a time to the ref update (see `refs.rs`), on
+//! any number of machines: on EFS a `flock` is an NFSv4 lock that the server grants to one
+//! client at a time, and the kernel releases it the moment the holding process exits, however
+//! it dies. Nothing can take it from a live holder, stalled or not, so there is no stale age to
+//! guess and no late writer to fence off. The maintenance mutex keeps two maintenance runs
+//! apart the same way.
+//!
+//! This module must not hold a mutex across a Lambda freeze (guards are dropped before a
+//! handler returns), and nothing may delete a mutex file while it is in use: a new file would
+//! be a second, independent mutex.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, MutexGuard};
 
-use super::fs::remove_if_present;
+/// The directory under a repository's git dir that holds wikibot's own files. git ignores
+/// unknown directories there, and `git gc` leaves them alone.
+pub(crate) const WIKIBOT_DIR: &str = "wikibot";
 
-/// What a caller blocked by `lock` should do next.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum LockCheck {
-    /// The lock is gone (released, or removed as stale): retry now.
-    Cleared,
-    /// The lock is held and not stale: back off.
-    Held,
+/// An exclusive lock shared by every process that opens the same file. Within a process, a
+/// std mutex keeps threads apart (a `flock` is per open file, which the threads share).
+pub(crate) struct FileMutex {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
 }
 
-/// Removes `lock` if it is older than `stale_after`. `breaker` is the file that serialises
-/// removers; it must not live where git would read it as a ref.
-pub(crate) fn clear_if_stale(
-    lock: &Path,
-    breaker: &Path,
-    stale_after: Duration,
-) -> io::Result<LockCheck> {
-    let Some(seen) = stale_lock(lock, stale_after)? else {
-        return Ok(if lock_exists(lock)? {
-            LockCheck::Held
-        } else {
-            LockCheck::Cleared
-        });
-    };
-    let _guard = match BreakerGuard::acquire(breaker) {
-        Ok(guard) => guard,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            // Another remover is at work, or died at work: its breaker is stale by the
-            // same rule as any lock.
-            if stale_lock(breaker, stale_after)?.is_some() {
-                remove_if_present(breaker)?;
+/// Holds the mutex until dropped.
+pub(crate) struct Held<'a> {
+    file: MutexGuard<'a, Option<File>>,
+}
+
+impl FileMutex {
+    /// The mutex `<git dir>/wikibot/<name>`. The file is opened (and created, with its
+    /// directory, if missing) on first use and kept open: one open per process, not per lock.
+    pub(crate) fn new(git_dir: &Path, name: &str) -> Self {
+        Self {
+            path: git_dir.join(WIKIBOT_DIR).join(name),
+            file: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the mutex if no other process holds it. Waits for other threads of this process.
+    pub(crate) fn try_lock(&self) -> io::Result<Option<Held<'_>>> {
+        let mut slot = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(self.open()?);
+        }
+        let Some(file) = slot.as_ref() else {
+            unreachable!("the file was opened above")
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Held { file: slot })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                // A stale NFS handle (the file was replaced) must not stick: reopen next time.
+                *slot = None;
+                Err(e)
             }
-            return Ok(LockCheck::Held);
         }
-        Err(e) => return Err(e),
-    };
-    // Still the same stale file? No one else can have replaced it while it existed.
-    match stale_lock(lock, stale_after)? {
-        Some(now) if now == seen => {
-            remove_if_present(lock)?;
-            tracing::warn!(lock = %lock.display(), "removed a stale lock left by a dead writer");
-            Ok(LockCheck::Cleared)
+    }
+
+    fn open(&self) -> io::Result<File> {
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&self.path)
+        };
+        match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = self.path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                open()
+            }
+            other => other,
         }
-        Some(_) => Ok(LockCheck::Held),
-        None => Ok(LockCheck::Cleared),
     }
 }
 
-/// Identity of a lock file judged stale: inode and modification time.
-type LockIdentity = (u64, i64);
-
-fn stale_lock(path: &Path, stale_after: Duration) -> io::Result<Option<LockIdentity>> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let age = SystemTime::now()
-        .duration_since(meta.modified()?)
-        .unwrap_or(Duration::ZERO);
-    Ok((age >= stale_after).then_some((meta.ino(), meta.mtime())))
-}
-
-fn lock_exists(path: &Path) -> io::Result<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-struct BreakerGuard(PathBuf);
-
-impl BreakerGuard {
-    fn acquire(path: &Path) -> io::Result<Self> {
-        // O_CREAT|O_EXCL is atomic on NFSv4.1, so at most one remover holds the breaker.
-        OpenOptions::new().write(true).create_new(true).open(path)?;
-        Ok(Self(path.to_owned()))
-    }
-}
-
-impl Drop for BreakerGuard {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        if let Err(e) = remove_if_present(&self.0) {
-            tracing::warn!(breaker = %self.0.display(), error = %e, "could not remove lock breaker");
+        if let Some(file) = self.file.as_ref()
+            && let Err(e) = file.unlock()
+        {
+            // Closing the file releases the lock for certain; reopen on next use.
+            tracing::warn!(error = %e, "could not unlock a mutex file; closing it");
+            *self.file = None;
         }
     }
 }
@@ -106,66 +109,18 @@ impl Drop for BreakerGuard {
 mod tests {
     use super::*;
 
-    fn age(path: &Path, by: Duration) {
-        let file = fs::File::options().write(true).open(path).unwrap();
-        file.set_modified(SystemTime::now() - by).unwrap();
-    }
-
     #[test]
-    fn removes_only_locks_older_than_the_stale_age() {
+    fn one_holder_at_a_time_and_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("main.lock");
-        let breaker = dir.path().join("breaker.lock");
-        let stale_after = Duration::from_secs(60);
-
-        assert_eq!(
-            clear_if_stale(&lock, &breaker, stale_after).unwrap(),
-            LockCheck::Cleared
-        );
-
-        fs::write(&lock, "").unwrap();
-        age(&lock, Duration::from_secs(30));
-        assert_eq!(
-            clear_if_stale(&lock, &breaker, stale_after).unwrap(),
-            LockCheck::Held
-        );
-        assert!(lock.exists());
-
-        age(&lock, Duration::from_secs(61));
-        assert_eq!(
-            clear_if_stale(&lock, &breaker, stale_after).unwrap(),
-            LockCheck::Cleared
-        );
-        assert!(!lock.exists());
-        assert!(!breaker.exists(), "breaker must be released");
-    }
-
-    #[test]
-    fn a_held_breaker_defers_and_a_dead_one_is_cleared() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("main.lock");
-        let breaker = dir.path().join("breaker.lock");
-        let stale_after = Duration::from_secs(60);
-        fs::write(&lock, "").unwrap();
-        age(&lock, Duration::from_secs(120));
-        fs::write(&breaker, "").unwrap();
-
-        assert_eq!(
-            clear_if_stale(&lock, &breaker, stale_after).unwrap(),
-            LockCheck::Held
-        );
-        assert!(lock.exists(), "a live breaker's lock is left to it");
-
-        age(&breaker, Duration::from_secs(120));
-        assert_eq!(
-            clear_if_stale(&lock, &breaker, stale_after).unwrap(),
-            LockCheck::Held
-        );
-        assert!(!breaker.exists(), "a dead breaker is cleared");
-        assert_eq!(
-            clear_if_stale(&lock, &breaker, stale_after).unwrap(),
-            LockCheck::Cleared
-        );
-        assert!(!lock.exists());
+        // Two instances stand for two processes: each has its own open file.
+        let first = FileMutex::new(dir.path(), "writer");
+        let second = FileMutex::new(dir.path(), "writer");
+        let held = first.try_lock().unwrap().expect("free");
+        assert!(second.try_lock().unwrap().is_none(), "held elsewhere");
+        drop(held);
+        let held = second.try_lock().unwrap().expect("released");
+        assert!(first.try_lock().unwrap().is_none());
+        drop(held);
+        assert!(dir.path().join("wikibot/writer").is_file());
     }
 }

@@ -1,9 +1,11 @@
 //! The page store: one bare git repository per wiki under a root directory (EFS on Lambda,
 //! any local directory elsewhere), read and written through libgit2.
 //!
-//! Every write is a commit on `refs/heads/main`, made by compare-and-swap of the ref: a
-//! writer that loses the race re-applies its change onto the new tip and tries again, so no
-//! write is ever lost and writes to different pages never conflict. A write may name the
+//! Every write is a commit on the branch `HEAD` names (`main` for wikis the store creates),
+//! made by compare-and-swap of the ref under a writer mutex that a dead writer cannot leave
+//! behind: a writer that loses the race re-applies its change onto the new tip and tries
+//! again, so no write is ever lost, writes to different pages never conflict, and an answer
+//! is always the truth about whether the commit landed (`docs/decisions/0003-ref-updates.md`). A write may name the
 //! revision it was based on; if the page changed since, it gets a conflict carrying the
 //! current revision instead of overwriting.
 //!
@@ -18,6 +20,7 @@ mod error;
 mod fs;
 mod lock;
 mod objects;
+mod open;
 mod path;
 mod refs;
 
@@ -27,22 +30,23 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use git2::{ErrorCode, ObjectType, Oid, Repository, RepositoryInitOptions};
+use git2::{ErrorCode, ObjectType, Oid, Repository};
 
-pub use error::{ErrorKind, StoreError};
+pub use error::{ErrorKind, Holder, StoreError};
 pub use path::{
     MAX_COMPONENT_BYTES, MAX_PAGE_PATH_BYTES, MAX_WIKI_NAME_BYTES, PAGE_FILE_SUFFIX, PagePath,
     PagePathError, WikiName, WikiNameError,
 };
 
-use lock::LockCheck;
-use objects::{Builder, NewObject, Objects, Scratch};
-use refs::Swap;
+use lock::FileMutex;
+use objects::{Builder, Entry, Lookup, NewObject, Objects, Scratch};
+use refs::{Reflog, ReflogEntry, Swap};
 
-/// The branch every wiki lives on.
-pub const MAIN_REF: &str = "refs/heads/main";
-/// Removes stale `main.lock` files; kept outside `refs/` so git never mistakes it for a ref.
-const LOCK_BREAKER_FILE: &str = "wikibot-lock-breaker.lock";
+/// The branch a new wiki is created on. Existing repositories are served on the branch their
+/// `HEAD` names (`git init --bare` makes that `master`).
+pub const DEFAULT_BRANCH: &str = "main";
+/// The writer mutex's file under `<git dir>/wikibot/`.
+const WRITER_MUTEX: &str = "writer-mutex";
 
 /// Where the store lives and how patient its writers are.
 #[derive(Debug, Clone)]
@@ -51,8 +55,9 @@ pub struct StoreConfig {
     pub root: PathBuf,
     /// How long a write may keep retrying against other writers before answering "busy".
     pub write_budget: Duration,
-    /// A `*.lock` file older than this belongs to a dead writer and is removed. It must exceed
-    /// the longest a live writer can run: the Lambda timeout plus a margin.
+    /// A ref lock file of another program (a person's git) older than this is taken to be
+    /// abandoned and removed. wikibot's own writers never need it: a dead writer's lock is
+    /// recognised and removed at once (see `refs.rs`).
     pub stale_lock_after: Duration,
     /// Largest page, in bytes.
     pub max_page_bytes: usize,
@@ -60,7 +65,7 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     pub const DEFAULT_WRITE_BUDGET: Duration = Duration::from_secs(10);
-    /// 30 s (the deployed Lambda timeout) plus a 30 s margin.
+    /// git holds a ref lock for milliseconds; a minute means it died.
     pub const DEFAULT_STALE_LOCK_AFTER: Duration = Duration::from_secs(60);
     pub const DEFAULT_MAX_PAGE_BYTES: usize = 1024 * 1024;
 
@@ -257,11 +262,19 @@ impl Store {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            if let Some(repo) = open_repository(&path)? {
-                return Ok((self.remember(name, path, repo)?, false));
+            if let Some(opened) = open::open(&path)? {
+                return Ok((self.remember(name, path, opened)?, false));
             }
-            match init_repository(&path) {
-                Ok(repo) => return Ok((self.remember(name, path, repo)?, true)),
+            match open::init(&path) {
+                Ok(_) => {
+                    let opened = open::open(&path)?.ok_or_else(|| {
+                        StoreError::io(
+                            format!("opening {} just after creating it", path.display()),
+                            std::io::ErrorKind::NotFound.into(),
+                        )
+                    })?;
+                    return Ok((self.remember(name, path, opened)?, true));
+                }
                 // Another process is initialising the same wiki: wait for it.
                 Err(e) if is_contention(&e) && started.elapsed() < self.config.write_budget => {
                     attempt += 1;
@@ -279,8 +292,8 @@ impl Store {
         }
         let _span = tracing::info_span!("git.open", wiki = %name).entered();
         let path = self.repository_path(name);
-        match open_repository(&path)? {
-            Some(repo) => self.remember(name, path, repo),
+        match open::open(&path)? {
+            Some(opened) => self.remember(name, path, opened),
             None => Err(StoreError::WikiNotFound(name.clone())),
         }
     }
@@ -293,7 +306,7 @@ impl Store {
         &self,
         name: &WikiName,
         path: PathBuf,
-        disk: Repository,
+        opened: open::Opened,
     ) -> Result<Arc<Wiki>, StoreError> {
         let mut open = lock_ignoring_poison(&self.open);
         if let Some(wiki) = open.get(name) {
@@ -301,9 +314,12 @@ impl Store {
         }
         let wiki = Arc::new(Wiki {
             name: name.clone(),
+            writer: FileMutex::new(&path, WRITER_MUTEX),
             path,
             repos: Mutex::new(Repositories {
-                disk,
+                disk: opened.repo,
+                branch: opened.branch,
+                reflog: opened.reflog,
                 scratch: Scratch::new()?,
             }),
             config: Arc::clone(&self.config),
@@ -314,17 +330,24 @@ impl Store {
 }
 
 /// One open wiki. Safe to share between threads; operations on one wiki are serialised
-/// within a process (git2's `Repository` is not `Sync`), and across processes by git's locks.
+/// within a process (git2's `Repository` is not `Sync`), and writers across processes by the
+/// writer mutex and git's ref lock.
 pub struct Wiki {
     name: WikiName,
     path: PathBuf,
     repos: Mutex<Repositories>,
+    /// Admits one wikibot writer at a time to the ref update, across processes.
+    writer: FileMutex,
     config: Arc<StoreConfig>,
 }
 
-/// The repository on disk, and the scratch database of objects this process wrote.
+/// The repository on disk, what the store knows about it, and the scratch database of objects
+/// this process wrote.
 struct Repositories {
     disk: Repository,
+    /// The branch `HEAD` named when the repository was opened (`refs/heads/main`).
+    branch: String,
+    reflog: Reflog,
     scratch: Scratch,
 }
 
@@ -337,7 +360,12 @@ impl Wiki {
         &self.path
     }
 
-    /// The page at the current tip of `main`.
+    /// The full name of the wiki's branch (the one `HEAD` names), such as `refs/heads/main`.
+    pub fn branch(&self) -> String {
+        self.repos().branch.clone()
+    }
+
+    /// The page at the current tip of the branch.
     pub fn read(&self, page: &PagePath) -> Result<PageVersion, StoreError> {
         self.read_at(page, None)
     }
@@ -355,15 +383,15 @@ impl Wiki {
             let not_found = || StoreError::PageNotFound(page.clone());
             let commit = match revision {
                 Some(revision) => revision.0,
-                None => self.tip()?.ok_or_else(not_found)?,
+                None => self.tip(&repos)?.ok_or_else(not_found)?,
             };
-            let blob_id = match page_blob(&objects, commit, page) {
+            let entry = match page_entry(&objects, commit, page) {
                 Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound => {
                     return Err(StoreError::RevisionNotFound(commit.to_string()));
                 }
                 other => other?.ok_or_else(not_found)?,
             };
-            let blob = objects.blob(blob_id)?;
+            let blob = objects.blob(entry.id)?;
             let content = std::str::from_utf8(blob.content())
                 .map_err(|_| StoreError::NotText(page.clone()))?;
             Ok(PageVersion {
@@ -375,7 +403,7 @@ impl Wiki {
     }
 
     /// Commits one page change, re-applying it onto newer tips until it lands, conflicts,
-    /// or the write budget runs out.
+    /// or the write budget runs out. A success is on the branch; a failure did not land.
     pub fn write(&self, request: &WriteRequest<'_>) -> Result<WriteOutcome, StoreError> {
         let page = request.page;
         let _span = tracing::info_span!("git.commit", wiki = %self.name, page = %page).entered();
@@ -391,7 +419,7 @@ impl Wiki {
             .time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let change = Change {
+        let mut change = Change {
             request,
             message: &message,
             seconds,
@@ -399,52 +427,52 @@ impl Wiki {
         };
 
         let started = Instant::now();
-        let mut change = change;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let retry = match self.try_commit(&mut change) {
+            let holder = match self.try_commit(&mut change) {
                 Ok(Attempt::Done(outcome)) => {
                     return Ok(WriteOutcome {
                         attempts,
                         ..outcome
                     });
                 }
-                Ok(Attempt::LostRace) => Retry::Backoff,
-                Ok(Attempt::Locked) => match self.clear_stale_lock()? {
-                    LockCheck::Cleared => Retry::Now,
-                    LockCheck::Held => Retry::Backoff,
-                },
-                Err(StoreError::Git(e)) if is_stale_handle(&e) => Retry::Now,
+                Ok(Attempt::LostRace) => None,
+                Ok(Attempt::Blocked(holder)) => Some(holder),
+                Err(StoreError::Git(e)) if is_stale_handle(&e) => None,
                 Err(e) => return Err(e),
             };
             if started.elapsed() >= self.config.write_budget {
                 return Err(StoreError::Busy {
                     waited: started.elapsed(),
+                    holder: holder.unwrap_or(Holder::LiveWriter),
                 });
             }
-            if retry == Retry::Backoff {
-                let remaining = self.config.write_budget.saturating_sub(started.elapsed());
-                std::thread::sleep(backoff(attempts).min(remaining));
-            }
+            let remaining = self.config.write_budget.saturating_sub(started.elapsed());
+            std::thread::sleep(backoff(attempts).min(remaining));
         }
     }
 
     /// One attempt: read the tip, check the expectation, build the new objects in scratch,
-    /// persist them, and swap the ref.
+    /// persist them, and move the branch under the writer mutex.
     fn try_commit(&self, change: &mut Change<'_, '_>) -> Result<Attempt, StoreError> {
         let request = change.request;
         let mut repos = self.repos();
-        let Repositories { disk, scratch } = &mut *repos;
+        let Repositories {
+            disk,
+            branch,
+            reflog,
+            scratch,
+        } = &mut *repos;
         scratch.bound_memory()?;
-        let tip = self.tip()?;
+        let tip = read_branch(&self.path, branch)?;
         let (current, root) = {
             let objects = Objects::new(disk, scratch);
             let current = match tip {
-                Some(tip) => page_blob(&objects, tip, request.page)?,
+                Some(tip) => page_slot(&objects, tip, request.page)?,
                 None => None,
             };
-            check_expectation(&objects, request, tip, current)?;
+            check_expectation(&objects, request, tip, current.map(|e| e.id))?;
             let root = tip
                 .map(|tip| objects.commit(tip).map(|c| c.tree_id()))
                 .transpose()?;
@@ -454,7 +482,7 @@ impl Wiki {
         let mut builder = Builder::new(scratch);
         let blob = builder.blob(request.content.as_bytes())?;
         if let (Some(tip), Some(current)) = (tip, current)
-            && current == blob.id
+            && current.id == blob.id
         {
             return Ok(Attempt::Done(WriteOutcome {
                 revision: Revision(tip),
@@ -462,10 +490,13 @@ impl Wiki {
                 attempts: 0,
             }));
         }
+        // An executable page stays executable: only the content changes.
+        let mode = current.map_or(i32::from(git2::FileMode::Blob), |e| e.mode);
         let tree_path = request.page.tree_path();
         let mut components: Vec<&str> = tree_path.split('/').collect();
         let file = components.pop().unwrap_or_default();
-        let trees = builder.trees_with_file(disk, root, &components, file, blob.id)?;
+        let entry = Entry { id: blob.id, mode };
+        let trees = builder.trees_with_file(disk, root, &components, file, entry)?;
         let root_tree = trees
             .first()
             .map(|t| t.id)
@@ -478,39 +509,62 @@ impl Wiki {
             change.message,
         )?;
 
-        let objects_dir = self.path.join("objects");
-        let persist = |object: &NewObject| {
-            objects::persist(&objects_dir, object)
-                .map_err(|e| StoreError::io(format!("writing object {}", object.id), e))
-        };
+        let mut new_objects: Vec<&NewObject> = trees.iter().chain([&commit]).collect();
         if !change.blob_on_disk {
-            persist(&blob)?;
-            change.blob_on_disk = true;
+            new_objects.push(&blob);
         }
-        trees.iter().try_for_each(persist)?;
-        persist(&commit)?;
+        objects::persist_all(&self.path.join("objects"), &new_objects)?;
+        change.blob_on_disk = true;
 
-        let swap = refs::compare_and_swap(&self.path, MAIN_REF, tip, commit.id)
-            .map_err(|e| StoreError::io(format!("updating {MAIN_REF}"), e))?;
-        Ok(match swap {
-            Swap::Done => Attempt::Done(WriteOutcome {
-                revision: Revision(commit.id),
-                changed: true,
-                attempts: 0,
-            }),
-            Swap::Locked => Attempt::Locked,
-            Swap::Moved => Attempt::LostRace,
-        })
-    }
-
-    fn clear_stale_lock(&self) -> Result<LockCheck, StoreError> {
-        let lock = self.path.join(format!("{MAIN_REF}.lock"));
-        lock::clear_if_stale(
-            &lock,
-            &self.path.join(LOCK_BREAKER_FILE),
+        let Some(_writer) = self
+            .writer
+            .try_lock()
+            .map_err(|e| StoreError::io(format!("locking {}", self.writer.path().display()), e))?
+        else {
+            return Ok(Attempt::Blocked(Holder::LiveWriter));
+        };
+        let who = format!("{} <{}>", request.author.name(), request.author.email());
+        let subject = change.message.lines().next().unwrap_or_default();
+        let log_message = match tip {
+            Some(_) => format!("commit: {subject}"),
+            None => format!("commit (initial): {subject}"),
+        };
+        let entry = ReflogEntry {
+            who: &who,
+            seconds: change.seconds,
+            message: &log_message,
+        };
+        let swap = refs::compare_and_swap(
+            &self.path,
+            branch,
+            tip,
+            commit.id,
             self.config.stale_lock_after,
+            (reflog, &entry),
         )
-        .map_err(|e| StoreError::io(format!("checking {}", lock.display()), e))
+        .map_err(|e| StoreError::io(format!("updating {branch}"), e))?;
+        let done = Attempt::Done(WriteOutcome {
+            revision: Revision(commit.id),
+            changed: true,
+            attempts: 0,
+        });
+        Ok(match swap {
+            Swap::Done => done,
+            Swap::Moved => Attempt::LostRace,
+            // Someone renamed our lock file into place (or removed it): the branch says
+            // whether our commit is on it.
+            Swap::Vanished(Some(now))
+                if now == commit.id || disk.graph_descendant_of(now, commit.id)? =>
+            {
+                done
+            }
+            Swap::Vanished(_) => Attempt::LostRace,
+            Swap::ForeignLock { age } => Attempt::Blocked(Holder::ForeignLock {
+                lock: format!("{branch}.lock"),
+                age,
+                stale_after: self.config.stale_lock_after,
+            }),
+        })
     }
 
     /// Newest-first commits of the whole wiki, or only those that changed `page`. Follows
@@ -524,7 +578,7 @@ impl Wiki {
         retry_stale_handle(|| {
             let repos = self.repos();
             let objects = Objects::new(&repos.disk, &repos.scratch);
-            let mut next = self.tip()?;
+            let mut next = self.tip(&repos)?;
             let mut commits = Vec::new();
             while let Some(id) = next {
                 if commits.len() >= limit {
@@ -534,9 +588,9 @@ impl Wiki {
                 next = commit.parent_ids().next();
                 let include = match page {
                     Some(page) => {
-                        page_blob_in(&objects, commit.tree_id(), page)?
+                        page_entry_in(&objects, commit.tree_id(), page)?
                             != match next {
-                                Some(parent) => page_blob(&objects, parent, page)?,
+                                Some(parent) => page_entry(&objects, parent, page)?,
                                 None => None,
                             }
                     }
@@ -556,7 +610,7 @@ impl Wiki {
         retry_stale_handle(|| {
             let repos = self.repos();
             let objects = Objects::new(&repos.disk, &repos.scratch);
-            let Some(tip) = self.tip()? else {
+            let Some(tip) = self.tip(&repos)? else {
                 return Ok(Vec::new());
             };
             let mut pages = Vec::new();
@@ -565,21 +619,20 @@ impl Wiki {
                 for entry in objects.tree(tree_id)?.iter() {
                     let Ok(name) = entry.name() else { continue };
                     let full = format!("{dir}{name}");
-                    match entry.kind() {
-                        Some(ObjectType::Tree) => {
-                            let as_dir = format!("{full}/");
-                            if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
-                                pending.push((as_dir, entry.id()));
-                            }
+                    let entry = Entry {
+                        id: entry.id(),
+                        mode: entry.filemode(),
+                    };
+                    if entry.mode == i32::from(git2::FileMode::Tree) {
+                        let as_dir = format!("{full}/");
+                        if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
+                            pending.push((as_dir, entry.id));
                         }
-                        Some(ObjectType::Blob) => {
-                            if let Some(page) = PagePath::from_tree_path(&full)
-                                && page.as_str().starts_with(prefix)
-                            {
-                                pages.push(page);
-                            }
-                        }
-                        _ => {}
+                    } else if entry.is_file()
+                        && let Some(page) = PagePath::from_tree_path(&full)
+                        && page.as_str().starts_with(prefix)
+                    {
+                        pages.push(page);
                     }
                 }
             }
@@ -588,15 +641,18 @@ impl Wiki {
         })
     }
 
-    /// The commit `main` points at, if the wiki has any.
-    fn tip(&self) -> Result<Option<Oid>, StoreError> {
-        refs::read(&self.path, MAIN_REF)
-            .map_err(|e| StoreError::io(format!("reading {MAIN_REF}"), e))
+    /// The commit the branch points at, if the wiki has any.
+    fn tip(&self, repos: &Repositories) -> Result<Option<Oid>, StoreError> {
+        read_branch(&self.path, &repos.branch)
     }
 
     fn repos(&self) -> MutexGuard<'_, Repositories> {
         lock_ignoring_poison(&self.repos)
     }
+}
+
+fn read_branch(git_dir: &Path, branch: &str) -> Result<Option<Oid>, StoreError> {
+    refs::read(git_dir, branch).map_err(|e| StoreError::io(format!("reading {branch}"), e))
 }
 
 /// A write in progress, carried across attempts.
@@ -611,13 +667,7 @@ struct Change<'r, 'a> {
 enum Attempt {
     Done(WriteOutcome),
     LostRace,
-    Locked,
-}
-
-#[derive(PartialEq, Eq)]
-enum Retry {
-    Now,
-    Backoff,
+    Blocked(Holder),
 }
 
 fn check_expectation(
@@ -643,11 +693,12 @@ fn check_expectation(
             if base.0 == tip {
                 return Ok(());
             }
-            let then = match page_blob(objects, base.0, page) {
+            let then = match page_entry(objects, base.0, page) {
                 Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound => {
                     return Err(StoreError::RevisionNotFound(base.to_string()));
                 }
-                other => other?,
+                Err(StoreError::NotAPage { .. } | StoreError::PathTaken { .. }) => None,
+                other => other?.map(|e| e.id),
             };
             if then == current {
                 Ok(())
@@ -683,26 +734,56 @@ fn commit_message(request: &WriteRequest<'_>) -> Result<String, StoreError> {
     })
 }
 
-/// The page's blob in a commit's tree, if the page exists there.
-fn page_blob(
+/// The page's file in a commit's tree, if the page exists there. A symbolic link, directory
+/// or submodule where the page's file would be is an error, not a page.
+fn page_entry(
     objects: &Objects<'_>,
     commit: Oid,
     page: &PagePath,
-) -> Result<Option<Oid>, StoreError> {
-    page_blob_in(objects, objects.commit(commit)?.tree_id(), page)
+) -> Result<Option<Entry>, StoreError> {
+    page_entry_in(objects, objects.commit(commit)?.tree_id(), page)
 }
 
-fn page_blob_in(
+fn page_entry_in(
     objects: &Objects<'_>,
     tree: Oid,
     page: &PagePath,
-) -> Result<Option<Oid>, StoreError> {
+) -> Result<Option<Entry>, StoreError> {
+    match page_slot_in(objects, tree, page) {
+        Err(StoreError::PathTaken { .. }) => Ok(None),
+        other => other,
+    }
+}
+
+/// Like [`page_entry`], but a file standing where one of the page's directories should be is
+/// an error (the page cannot be written there), not an absent page.
+fn page_slot(
+    objects: &Objects<'_>,
+    commit: Oid,
+    page: &PagePath,
+) -> Result<Option<Entry>, StoreError> {
+    page_slot_in(objects, objects.commit(commit)?.tree_id(), page)
+}
+
+fn page_slot_in(
+    objects: &Objects<'_>,
+    tree: Oid,
+    page: &PagePath,
+) -> Result<Option<Entry>, StoreError> {
     let tree_path = page.tree_path();
     let components: Vec<&str> = tree_path.split('/').collect();
-    Ok(match objects.entry(tree, &components)? {
-        Some((id, Some(ObjectType::Blob))) => Some(id),
-        _ => None,
-    })
+    match objects.entry(tree, &components)? {
+        Lookup::Absent => Ok(None),
+        Lookup::Found(entry) if entry.is_file() => Ok(Some(entry)),
+        Lookup::Found(entry) => Err(StoreError::NotAPage {
+            page: page.clone(),
+            what: entry.describe(),
+        }),
+        Lookup::BlockedBy(blocker) => Err(StoreError::PathTaken {
+            page: page.clone(),
+            blocker,
+        }),
+    }
 }
 
 fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
@@ -728,26 +809,6 @@ pub fn rfc3339(seconds: i64) -> String {
         }
         _ => format!("@{seconds}"),
     }
-}
-
-fn open_repository(path: &Path) -> Result<Option<Repository>, StoreError> {
-    // One stat at open time (not per operation): a missing HEAD means no repository yet,
-    // or a half-initialised one that init repairs.
-    match std::fs::symlink_metadata(path.join("HEAD")) {
-        Ok(_) => Ok(Some(Repository::open_bare(path)?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io(format!("opening {}", path.display()), e)),
-    }
-}
-
-fn init_repository(path: &Path) -> Result<Repository, git2::Error> {
-    let mut options = RepositoryInitOptions::new();
-    options
-        .bare(true)
-        .mkpath(true)
-        .initial_head("main")
-        .external_template(false);
-    Repository::init_opts(path, &options)
 }
 
 fn is_contention(e: &git2::Error) -> bool {

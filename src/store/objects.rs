@@ -14,6 +14,7 @@ use std::path::Path;
 
 use git2::{Blob, Commit, ErrorCode, FileMode, ObjectType, Odb, Oid, Repository, Tree};
 
+use super::StoreError;
 use super::fs::{remove_if_present, write_new};
 
 /// Past this many bytes of new objects the scratch database starts afresh, bounding memory.
@@ -87,29 +88,65 @@ impl<'r> Objects<'r> {
         either(self.scratch.find_blob(id), || self.disk.find_blob(id))
     }
 
-    /// The entry at `path` (components) below tree `root`, if there is one.
-    pub(crate) fn entry(
-        &self,
-        root: Oid,
-        path: &[&str],
-    ) -> Result<Option<(Oid, Option<ObjectType>)>, git2::Error> {
+    /// What is at `path` (components) below tree `root`.
+    pub(crate) fn entry(&self, root: Oid, path: &[&str]) -> Result<Lookup, git2::Error> {
         let mut tree = self.tree(root)?;
         for (depth, component) in path.iter().enumerate() {
             let Some(entry) = tree.get_name(component) else {
-                return Ok(None);
+                return Ok(Lookup::Absent);
             };
             if depth + 1 == path.len() {
-                return Ok(Some((entry.id(), entry.kind())));
+                return Ok(Lookup::Found(Entry {
+                    id: entry.id(),
+                    mode: entry.filemode(),
+                }));
             }
             if entry.kind() != Some(ObjectType::Tree) {
-                return Ok(None);
+                return Ok(Lookup::BlockedBy(path[..=depth].join("/")));
             }
             let subtree = entry.id();
             drop(entry);
             tree = self.tree(subtree)?;
         }
-        Ok(Some((root, Some(ObjectType::Tree))))
+        Ok(Lookup::Found(Entry {
+            id: root,
+            mode: i32::from(FileMode::Tree),
+        }))
     }
+}
+
+/// A tree entry: its object and git's file mode for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub id: Oid,
+    pub mode: i32,
+}
+
+impl Entry {
+    /// A regular file, executable or not: the only kind of entry that can be a page.
+    pub(crate) fn is_file(&self) -> bool {
+        self.mode == i32::from(FileMode::Blob) || self.mode == i32::from(FileMode::BlobExecutable)
+    }
+
+    /// What the entry is, for messages about entries that are not files.
+    pub(crate) fn describe(&self) -> &'static str {
+        match self.mode {
+            m if m == i32::from(FileMode::Link) => "a symbolic link",
+            m if m == i32::from(FileMode::Tree) => "a directory",
+            m if m == i32::from(FileMode::Commit) => "a submodule",
+            m if m == i32::from(FileMode::BlobExecutable) => "an executable file",
+            _ => "a file",
+        }
+    }
+}
+
+/// The result of looking a path up in a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    Found(Entry),
+    Absent,
+    /// A leading component of the path is not a directory (the tree path given).
+    BlockedBy(String),
 }
 
 /// Builds new objects in the scratch database.
@@ -127,14 +164,15 @@ impl<'s> Builder<'s> {
     }
 
     /// Writes the trees of `root` with the blob at `dirs/file`, and returns them, the new root
-    /// first. Objects under `root` are looked up with `disk` as the fallback.
+    /// first. Objects under `root` are looked up with `disk` as the fallback. The caller has
+    /// checked (with [`Objects::entry`]) that no leading component is a file.
     pub(crate) fn trees_with_file(
         &mut self,
         disk: &Repository,
         root: Option<Oid>,
         dirs: &[&str],
         file: &str,
-        blob: Oid,
+        blob: Entry,
     ) -> Result<Vec<NewObject>, git2::Error> {
         let mut new_trees = Vec::with_capacity(dirs.len() + 1);
         self.put(disk, root, dirs, file, blob, &mut new_trees)?;
@@ -148,7 +186,7 @@ impl<'s> Builder<'s> {
         base: Option<Oid>,
         dirs: &[&str],
         file: &str,
-        blob: Oid,
+        blob: Entry,
         new_trees: &mut Vec<NewObject>,
     ) -> Result<Oid, git2::Error> {
         let subtree = match dirs.split_first() {
@@ -166,7 +204,7 @@ impl<'s> Builder<'s> {
             let base_tree = base.map(|id| objects.tree(id)).transpose()?;
             let mut builder = self.scratch.repo.treebuilder(base_tree.as_ref())?;
             match subtree {
-                None => builder.insert(file, blob, FileMode::Blob.into())?,
+                None => builder.insert(file, blob.id, blob.mode)?,
                 Some((dir, id)) => builder.insert(dir, id, FileMode::Tree.into())?,
             };
             let id = builder.write()?;
@@ -225,6 +263,36 @@ impl<'s> Builder<'s> {
     }
 }
 
+/// Persists `objects` as loose objects, all at once: they are independent, and on EFS their
+/// round trips then overlap instead of adding up.
+pub(crate) fn persist_all(objects_dir: &Path, objects: &[&NewObject]) -> Result<(), StoreError> {
+    let persist_one = |object: &NewObject| {
+        persist(objects_dir, object)
+            .map_err(|e| StoreError::io(format!("writing object {}", object.id), e))
+    };
+    let Some((last, rest)) = objects.split_last() else {
+        return Ok(());
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .iter()
+            .map(|object| scope.spawn(move || persist_one(object)))
+            .collect();
+        let mine = persist_one(last);
+        others
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(StoreError::io(
+                        "writing an object",
+                        io::Error::other("the writing thread panicked"),
+                    ))
+                })
+            })
+            .fold(mine, Result::and)
+    })
+}
+
 /// Persists `object` under `objects_dir` as a loose object: deflated `<kind> <size>\0<data>`
 /// at `xx/yyyy…`, written to a temporary file and renamed into place. The temporary name
 /// starts with `tmp_obj_`, which `git gc` cleans up if a writer dies in between.
@@ -261,6 +329,13 @@ pub(crate) fn persist(objects_dir: &Path, object: &NewObject) -> io::Result<()> 
 mod tests {
     use super::*;
 
+    fn file(id: Oid) -> Entry {
+        Entry {
+            id,
+            mode: FileMode::Blob.into(),
+        }
+    }
+
     #[test]
     fn persisted_objects_are_read_back_by_libgit2_with_their_ids() {
         let dir = tempfile::tempdir().unwrap();
@@ -269,7 +344,7 @@ mod tests {
         let mut builder = Builder::new(&mut scratch);
         let blob = builder.blob(b"hello\n").unwrap();
         let trees = builder
-            .trees_with_file(&disk, None, &["a", "b"], "c.md", blob.id)
+            .trees_with_file(&disk, None, &["a", "b"], "c.md", file(blob.id))
             .unwrap();
         assert_eq!(trees.len(), 3, "root, a, a/b");
         let author = super::super::Author::new("Ada", "ada@example.com").unwrap();
@@ -296,14 +371,19 @@ mod tests {
         // The scratch database answers for the objects it built; the disk for the rest.
         let objects = Objects::new(&disk, &scratch);
         assert_eq!(
-            objects
-                .entry(trees[0].id, &["a", "b", "c.md"])
-                .unwrap()
-                .unwrap()
-                .0,
-            blob.id
+            objects.entry(trees[0].id, &["a", "b", "c.md"]).unwrap(),
+            Lookup::Found(file(blob.id))
         );
-        assert_eq!(objects.entry(trees[0].id, &["a", "x.md"]).unwrap(), None);
+        assert_eq!(
+            objects.entry(trees[0].id, &["a", "x.md"]).unwrap(),
+            Lookup::Absent
+        );
+        assert_eq!(
+            objects
+                .entry(trees[0].id, &["a", "b", "c.md", "d"])
+                .unwrap(),
+            Lookup::BlockedBy("a/b/c.md".into())
+        );
     }
 
     #[test]
@@ -315,31 +395,29 @@ mod tests {
         let one = builder.blob(b"1").unwrap();
         let two = builder.blob(b"2").unwrap();
         let first = builder
-            .trees_with_file(&disk, None, &["d"], "one.md", one.id)
+            .trees_with_file(&disk, None, &["d"], "one.md", file(one.id))
             .unwrap();
         let second = builder
-            .trees_with_file(&disk, Some(first[0].id), &["d"], "two.md", two.id)
+            .trees_with_file(&disk, Some(first[0].id), &["d"], "two.md", file(two.id))
             .unwrap();
         let objects = Objects::new(&disk, &scratch);
         assert_eq!(
-            objects
-                .entry(second[0].id, &["d", "one.md"])
-                .unwrap()
-                .unwrap()
-                .0,
-            one.id
+            objects.entry(second[0].id, &["d", "one.md"]).unwrap(),
+            Lookup::Found(file(one.id))
         );
         assert_eq!(
-            objects
-                .entry(second[0].id, &["d", "two.md"])
-                .unwrap()
-                .unwrap()
-                .0,
-            two.id
+            objects.entry(second[0].id, &["d", "two.md"]).unwrap(),
+            Lookup::Found(file(two.id))
         );
         let mut builder = Builder::new(&mut scratch);
         let err = builder
-            .trees_with_file(&disk, Some(second[0].id), &["d", "one.md"], "x.md", one.id)
+            .trees_with_file(
+                &disk,
+                Some(second[0].id),
+                &["d", "one.md"],
+                "x.md",
+                file(one.id),
+            )
             .err()
             .unwrap();
         assert!(err.message().contains("is a file"), "{err}");

@@ -1,27 +1,102 @@
-//! The `main` ref: read it, and move it by compare-and-swap under git's own lock protocol
+//! The branch ref: read it, and move it by compare-and-swap under git's own lock protocol
 //! (create `<ref>.lock` exclusively, check the current value, write, rename over the ref).
 //!
-//! libgit2 does the same with about 15 file operations (config and packed-refs freshness
-//! checks, repeated stats, a link attempt before the rename); this does it with 3, and a read
-//! with 1. It interoperates with git: a held `.lock` stops git and libgit2 writers alike, and
-//! a ref that only exists in `packed-refs` (after `git gc`) is read from there and then
-//! shadowed by the loose ref, as git does. This module must not decide when to retry.
+//! A swap is only ever attempted by the holder of the wiki's writer mutex (`lock.rs`), so no
+//! two wikibot writers are ever inside it at once, however long one of them stalls. git's
+//! `<ref>.lock` is still taken, because that is what stops the git CLI. Our lock files are
+//! created read-only (no owner write bit, which git's never lack), so a mutex holder that finds
+//! one knows its creator is dead (it would still hold the mutex otherwise) and removes it at
+//! once; a lock file without the mark belongs to another program (a person's git) and is
+//! respected until it is older than the stale age. The reasoning, and the schedules it was
+//! checked against, are in `docs/decisions/0003-ref-updates.md`.
+//!
+//! A loose ref is read with one open; a ref that only exists in `packed-refs` (after `git gc`)
+//! is read from there and then shadowed by the loose ref, as git does. This module must not
+//! decide when to retry, and must not be called without the writer mutex.
 
 use std::io;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use git2::Oid;
 
-use super::fs::{remove_if_present, write_new};
+use super::fs::{append, remove_if_present, write_new};
+
+/// The mode of the lock files wikibot creates: no owner write bit marks them as ours.
+const OUR_LOCK_MODE: u32 = 0o444;
 
 /// What a compare-and-swap did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Swap {
     Done,
-    /// Another writer holds the lock.
-    Locked,
-    /// The ref no longer has the expected value.
+    /// The ref no longer has the expected value; nothing was changed.
     Moved,
+    /// Our lock file vanished before the rename: someone else's late rename may have published
+    /// it. The ref's value now is carried so the caller can tell whether our commit landed.
+    Vanished(Option<Oid>),
+    /// Another program (not wikibot) holds `<ref>.lock`.
+    ForeignLock {
+        age: Duration,
+    },
+}
+
+/// One line for the ref's reflog, written when the update lands (git's rules decide whether
+/// there is one; see `Reflog`).
+pub(crate) struct ReflogEntry<'a> {
+    pub who: &'a str,
+    pub seconds: i64,
+    pub message: &'a str,
+}
+
+/// Where reflog lines go for a branch, decided once when the repository is opened.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reflog {
+    /// `logs/<branch>`, when the branch's updates are logged.
+    pub branch_log: Option<PathBuf>,
+    /// `logs/HEAD`, when updates of the branch HEAD names are logged there too.
+    pub head_log: Option<PathBuf>,
+}
+
+impl Reflog {
+    /// git's rules (refs/files-backend.c `should_autocreate_reflog` and `log_ref_setup`): a
+    /// ref's update is logged if its log file exists, or if `core.logAllRefUpdates` is `always`,
+    /// or `true` for branches and HEAD. Bare repositories default to `false`.
+    pub(crate) fn decide(git_dir: &Path, branch: &str, setting: Option<&str>) -> Self {
+        let setting = setting.map(str::to_ascii_lowercase);
+        let auto = matches!(
+            setting.as_deref(),
+            Some("always" | "true" | "yes" | "on" | "1")
+        );
+        let log = |name: &str| {
+            let path = git_dir.join("logs").join(name);
+            (auto || path.is_file()).then_some(path)
+        };
+        Self {
+            branch_log: log(branch),
+            head_log: log("HEAD"),
+        }
+    }
+
+    fn write(&self, old: Option<Oid>, new: Oid, entry: &ReflogEntry<'_>) -> io::Result<()> {
+        let old = old.unwrap_or(Oid::ZERO_SHA1);
+        let message: String = entry
+            .message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let line = format!(
+            "{old} {new} {} {} +0000\t{message}\n",
+            entry.who, entry.seconds
+        );
+        for log in [&self.branch_log, &self.head_log].into_iter().flatten() {
+            append(log, line.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 /// The commit `name` points at, if the ref exists.
@@ -29,6 +104,8 @@ pub(crate) fn read(git_dir: &Path, name: &str) -> io::Result<Option<Oid>> {
     match read_small(&git_dir.join(name)) {
         Ok(content) => parse_loose(&content).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => read_packed(git_dir, name),
+        // A file where a directory of the ref's path should be (`refs/heads` is a file).
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => read_packed(git_dir, name),
         Err(e) => Err(e),
     }
 }
@@ -49,31 +126,158 @@ fn read_small(path: &Path) -> io::Result<Vec<u8>> {
     Ok(buffer[..filled].to_vec())
 }
 
-/// Points `name` at `new` if it still points at `expected` (`None`: must not exist).
+/// Points `name` at `new` if it still points at `expected` (`None`: must not exist). The
+/// caller holds the writer mutex. A lock file left by a dead wikibot writer is removed; one of
+/// another program's is removed only once it is older than `stale_after`.
 pub(crate) fn compare_and_swap(
     git_dir: &Path,
     name: &str,
     expected: Option<Oid>,
     new: Oid,
+    stale_after: Duration,
+    reflog: (&Reflog, &ReflogEntry<'_>),
 ) -> io::Result<Swap> {
     let path = git_dir.join(name);
     let lock = git_dir.join(format!("{name}.lock"));
-    // The value is written with the lock's creation: one file operation. A failed create
-    // leaves the path alone: the lock may be another writer's.
-    match write_new(&lock, format!("{new}\n").as_bytes(), 0o644) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Swap::Locked),
-        Err(e) => return Err(e),
+    if let Some(age) = take_lock(&lock, new, stale_after)? {
+        return Ok(Swap::ForeignLock { age });
     }
-    let outcome = match read(git_dir, name) {
-        Ok(current) if current == expected => std::fs::rename(&lock, &path).map(|()| Swap::Done),
-        Ok(_) => Ok(Swap::Moved),
-        Err(e) => Err(e),
+    // From here the lock is ours: every path below releases it or renames it into place.
+    let current = match read(git_dir, name) {
+        Ok(current) => current,
+        Err(e) => {
+            remove_if_present(&lock)?;
+            return Err(e);
+        }
     };
-    if !matches!(outcome, Ok(Swap::Done)) {
+    if current != expected {
         remove_if_present(&lock)?;
+        return Ok(Swap::Moved);
     }
-    outcome
+    let (log, entry) = reflog;
+    if let Err(e) = log.write(expected, new, entry) {
+        // git refuses a ref update whose reflog it cannot write; so do we.
+        remove_if_present(&lock)?;
+        return Err(e);
+    }
+    match std::fs::rename(&lock, &path) {
+        Ok(()) => Ok(Swap::Done),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Swap::Vanished(read(git_dir, name)?)),
+        Err(e) => {
+            // The rename may have happened even though it reported failure (NFS replies can be
+            // lost and the call retried): the ref itself says.
+            if read(git_dir, name)? == Some(new) {
+                return Ok(Swap::Done);
+            }
+            remove_if_present(&lock)?;
+            Err(e)
+        }
+    }
+}
+
+/// Creates `lock` holding `new`, clearing a dead wikibot writer's lock and a stale foreign
+/// one on the way. Returns the age of a live foreign lock that stops us.
+fn take_lock(lock: &Path, new: Oid, stale_after: Duration) -> io::Result<Option<Duration>> {
+    let content = format!("{new}\n");
+    let mut made_parent = false;
+    // Each turn either takes the lock, or removes one obstacle; two obstacles in a row
+    // (someone keeps recreating it) are answered as a foreign lock.
+    for _ in 0..3 {
+        match write_new(lock, content.as_bytes(), OUR_LOCK_MODE) {
+            Ok(()) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !made_parent => {
+                // `refs/heads/` can be missing: tools that drop empty directories, or a
+                // repository whose refs are all packed. git recreates it; so do we.
+                if let Some(parent) = lock.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                made_parent = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match LockFile::inspect(lock)? {
+                    None => {}
+                    Some(found) if found.is_ours() => {
+                        // We hold the writer mutex, so the wikibot writer that made it is dead.
+                        found.remove_if_unchanged(lock)?;
+                        tracing::warn!(lock = %lock.display(), "removed the lock of a dead wikibot writer");
+                    }
+                    Some(found) if found.age() >= stale_after => {
+                        found.remove_if_unchanged(lock)?;
+                        tracing::warn!(lock = %lock.display(), age_s = found.age().as_secs(),
+                            "removed an abandoned lock of another program");
+                    }
+                    Some(found) => return Ok(Some(found.age())),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(LockFile::inspect(lock)?.map(|found| found.age()))
+}
+
+/// A lock file found in our way.
+struct LockFile {
+    mode: u32,
+    modified: SystemTime,
+    identity: (u64, u64, i64, i64),
+}
+
+impl LockFile {
+    fn inspect(path: &Path) -> io::Result<Option<Self>> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) => Ok(Some(Self {
+                mode: meta.permissions().mode(),
+                modified: meta.modified()?,
+                identity: (meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec()),
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_ours(&self) -> bool {
+        self.mode & 0o200 == 0
+    }
+
+    fn age(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(self.modified)
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Removes the lock file if it is still the one inspected. Another program may have
+    /// released it and taken a new one since; that one is left alone.
+    fn remove_if_unchanged(&self, path: &Path) -> io::Result<()> {
+        match Self::inspect(path)? {
+            Some(now) if now.identity == self.identity => remove_if_present(path),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The current value of `HEAD`'s branch: what `ref: <name>` in `HEAD` says.
+pub(crate) fn head_branch(git_dir: &Path) -> io::Result<HeadBranch> {
+    let content = read_small(&git_dir.join("HEAD"))?;
+    let text = std::str::from_utf8(&content).unwrap_or_default().trim_end();
+    Ok(match text.strip_prefix("ref:") {
+        Some(target) => {
+            let target = target.trim();
+            if target.starts_with("refs/heads/") && git2::Reference::is_valid_name(target) {
+                HeadBranch::Branch(target.to_owned())
+            } else {
+                HeadBranch::Invalid(target.chars().take(100).collect())
+            }
+        }
+        None if parse_hex(text).is_some() => HeadBranch::Detached,
+        None => HeadBranch::Invalid(text.chars().take(100).collect()),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeadBranch {
+    Branch(String),
+    Detached,
+    Invalid(String),
 }
 
 fn parse_loose(content: &[u8]) -> io::Result<Oid> {
@@ -111,6 +315,7 @@ mod tests {
     use super::*;
 
     const MAIN: &str = "refs/heads/main";
+    const STALE: Duration = Duration::from_secs(60);
 
     fn oid(n: u8) -> Oid {
         Oid::from_bytes(&[n; 20]).unwrap()
@@ -122,27 +327,37 @@ mod tests {
         dir
     }
 
+    fn swap(dir: &Path, expected: Option<Oid>, new: Oid) -> Swap {
+        let entry = ReflogEntry {
+            who: "Ada <ada@example.com>",
+            seconds: 1_700_000_000,
+            message: "commit: x",
+        };
+        compare_and_swap(
+            dir,
+            MAIN,
+            expected,
+            new,
+            STALE,
+            (&Reflog::default(), &entry),
+        )
+        .unwrap()
+    }
+
+    fn age(path: &Path, by: Duration) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - by).unwrap();
+    }
+
     #[test]
     fn swaps_only_from_the_expected_value() {
         let dir = git_dir();
         assert_eq!(read(dir.path(), MAIN).unwrap(), None);
-        assert_eq!(
-            compare_and_swap(dir.path(), MAIN, None, oid(1)).unwrap(),
-            Swap::Done
-        );
+        assert_eq!(swap(dir.path(), None, oid(1)), Swap::Done);
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
-        assert_eq!(
-            compare_and_swap(dir.path(), MAIN, None, oid(2)).unwrap(),
-            Swap::Moved
-        );
-        assert_eq!(
-            compare_and_swap(dir.path(), MAIN, Some(oid(9)), oid(2)).unwrap(),
-            Swap::Moved
-        );
-        assert_eq!(
-            compare_and_swap(dir.path(), MAIN, Some(oid(1)), oid(2)).unwrap(),
-            Swap::Done
-        );
+        assert_eq!(swap(dir.path(), None, oid(2)), Swap::Moved);
+        assert_eq!(swap(dir.path(), Some(oid(9)), oid(2)), Swap::Moved);
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Swap::Done);
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
         assert!(
             !dir.path().join("refs/heads/main.lock").exists(),
@@ -151,16 +366,33 @@ mod tests {
     }
 
     #[test]
-    fn a_held_lock_stops_the_swap_and_is_left_alone() {
+    fn a_foreign_lock_is_respected_until_stale_and_ours_is_cleared_at_once() {
         let dir = git_dir();
-        compare_and_swap(dir.path(), MAIN, None, oid(1)).unwrap();
+        swap(dir.path(), None, oid(1));
         let lock = dir.path().join("refs/heads/main.lock");
+
+        // A person's git holds the lock (git creates it writable).
         std::fs::write(&lock, "").unwrap();
-        assert_eq!(
-            compare_and_swap(dir.path(), MAIN, Some(oid(1)), oid(2)).unwrap(),
-            Swap::Locked
-        );
+        assert!(matches!(
+            swap(dir.path(), Some(oid(1)), oid(2)),
+            Swap::ForeignLock { .. }
+        ));
         assert!(lock.exists());
+        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
+        age(&lock, STALE + Duration::from_secs(1));
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Swap::Done);
+
+        // A wikibot writer died holding it: read-only, however fresh.
+        write_new(&lock, format!("{}\n", oid(7)).as_bytes(), OUR_LOCK_MODE).unwrap();
+        assert_eq!(swap(dir.path(), Some(oid(2)), oid(3)), Swap::Done);
+        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(3)));
+        assert!(!lock.exists());
+    }
+
+    #[test]
+    fn a_missing_refs_heads_directory_is_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(swap(dir.path(), None, oid(1)), Swap::Done);
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
     }
 
@@ -175,10 +407,7 @@ mod tests {
         );
         std::fs::write(dir.path().join("packed-refs"), packed).unwrap();
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
-        assert_eq!(
-            compare_and_swap(dir.path(), MAIN, Some(oid(1)), oid(2)).unwrap(),
-            Swap::Done
-        );
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Swap::Done);
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
     }
 
@@ -190,5 +419,60 @@ mod tests {
             read(dir.path(), MAIN).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
+    }
+
+    #[test]
+    fn reflog_lines_follow_gits_format() {
+        let dir = git_dir();
+        let log = Reflog::decide(dir.path(), MAIN, Some("true"));
+        let entry = ReflogEntry {
+            who: "Ada <ada@example.com>",
+            seconds: 1_700_000_000,
+            message: "commit (initial): Home\nbody",
+        };
+        compare_and_swap(dir.path(), MAIN, None, oid(1), STALE, (&log, &entry)).unwrap();
+        let line = std::fs::read_to_string(dir.path().join("logs/refs/heads/main")).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "{} {} Ada <ada@example.com> 1700000000 +0000\tcommit (initial): Home\n",
+                Oid::ZERO_SHA1,
+                oid(1)
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("logs/HEAD")).unwrap(),
+            line
+        );
+        let off = Reflog::decide(tempfile::tempdir().unwrap().path(), MAIN, Some("false"));
+        assert!(off.branch_log.is_none() && off.head_log.is_none());
+    }
+
+    #[test]
+    fn head_names_the_branch() {
+        let dir = git_dir();
+        let head = dir.path().join("HEAD");
+        for (content, expected) in [
+            (
+                "ref: refs/heads/master\n",
+                HeadBranch::Branch("refs/heads/master".into()),
+            ),
+            (
+                "ref: refs/heads/a/b\n",
+                HeadBranch::Branch("refs/heads/a/b".into()),
+            ),
+            (&format!("{}\n", oid(1)), HeadBranch::Detached),
+            (
+                "ref: refs/heads/../../x\n",
+                HeadBranch::Invalid("refs/heads/../../x".into()),
+            ),
+            (
+                "ref: refs/tags/v1\n",
+                HeadBranch::Invalid("refs/tags/v1".into()),
+            ),
+        ] {
+            std::fs::write(&head, content).unwrap();
+            assert_eq!(head_branch(dir.path()).unwrap(), expected, "{content:?}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 use std::fs;
 use std::sync::Barrier;
 
+use std::path::Path;
+
 use super::*;
 
 struct Fixture {
@@ -343,5 +345,355 @@ fn read_at_returns_the_page_as_of_a_revision() {
             .unwrap_err()
             .kind(),
         ErrorKind::NotFound
+    );
+}
+
+/// Runs the git CLI on a bare repository with no user or system configuration.
+fn git(repo: &Path, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Person")
+        .env("GIT_AUTHOR_EMAIL", "person@example.com")
+        .env("GIT_COMMITTER_NAME", "Person")
+        .env("GIT_COMMITTER_EMAIL", "person@example.com")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the git CLI is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
+/// Commits a tree given as `mode path content` lines (paths one level deep at most) onto the
+/// branch, with the git CLI.
+fn git_commit_files(repo: &Path, branch: &str, files: &[(&str, &str, &str)]) -> String {
+    let mut top = Vec::new();
+    let mut dirs: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (mode, path, content) in files {
+        let blob = git(repo, &["hash-object", "-w", "--stdin"], content);
+        match path.split_once('/') {
+            Some((dir, name)) => dirs
+                .entry(dir)
+                .or_default()
+                .push(format!("{mode} blob {blob}\t{name}\n")),
+            None => top.push(format!("{mode} blob {blob}\t{path}\n")),
+        }
+    }
+    for (dir, entries) in dirs {
+        let tree = git(repo, &["mktree"], &entries.concat());
+        top.push(format!("040000 tree {tree}\t{dir}\n"));
+    }
+    let tree = git(repo, &["mktree"], &top.concat());
+    let parent = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "-q", branch])
+        .output()
+        .unwrap();
+    let parent = String::from_utf8(parent.stdout).unwrap().trim().to_owned();
+    let mut args = vec!["commit-tree", tree.as_str(), "-m", "by git"];
+    if !parent.is_empty() {
+        args.extend(["-p", parent.as_str()]);
+    }
+    let commit = git(repo, &args, "");
+    git(repo, &["update-ref", branch, &commit], "");
+    commit
+}
+
+fn bare_repo_made_by_git(extra: &[&str]) -> (tempfile::TempDir, Store, WikiName) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("made.git");
+    let mut args = vec!["init", "--bare", "-q"];
+    args.extend(extra);
+    let status = std::process::Command::new("git")
+        .args(&args)
+        .arg(&repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = Store::new(StoreConfig::new(dir.path()));
+    (dir, store, WikiName::parse("made").unwrap())
+}
+
+fn write_as(wiki: &Wiki, page: &PagePath, content: &str) -> Result<WriteOutcome, StoreError> {
+    wiki.write(&WriteRequest {
+        page,
+        content,
+        author: &Author::new("Ada", "ada@example.com").unwrap(),
+        message: "",
+        time: SystemTime::now(),
+        expect: Expect::Anything,
+    })
+}
+
+#[test]
+fn a_live_writer_keeps_others_waiting_and_busy_says_it_is_alive() {
+    let f = fixture_with(|c| c.write_budget = Duration::from_millis(200));
+    let home = page("Home");
+    f.write(&home, "v1", Expect::Anything).unwrap();
+    // Another process's writer, holding the mutex (a separate open file, as in another
+    // process), however long: it is never broken into.
+    let other = FileMutex::new(f.wiki.path(), WRITER_MUTEX);
+    let held = other.try_lock().unwrap().expect("free");
+    let err = f.write(&home, "v2", Expect::Anything).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy);
+    let message = err.to_string();
+    assert!(message.contains("still running"), "{message}");
+    assert!(message.contains("not orphaned"), "{message}");
+    assert_eq!(f.wiki.read(&home).unwrap().content, "v1");
+    drop(held);
+    assert!(f.write(&home, "v2", Expect::Anything).unwrap().changed);
+}
+
+#[test]
+fn a_dead_writers_lock_is_cleared_at_once_whatever_its_age() {
+    let f = fixture_with(|c| c.stale_lock_after = Duration::from_secs(3600));
+    let home = page("Home");
+    f.write(&home, "v1", Expect::Anything).unwrap();
+    // What a wikibot writer killed inside the ref update leaves: a read-only lock file.
+    let lock = f.wiki.path().join("refs/heads/main.lock");
+    fs::write(&lock, format!("{}\n", "ab".repeat(20))).unwrap();
+    fs::set_permissions(&lock, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let started = Instant::now();
+    assert!(f.write(&home, "v2", Expect::Anything).unwrap().changed);
+    assert!(started.elapsed() < Duration::from_secs(60), "no stale age");
+    assert!(!lock.exists());
+    assert_eq!(f.wiki.read(&home).unwrap().content, "v2");
+}
+
+#[test]
+fn a_foreign_lock_makes_busy_say_when_it_will_be_broken() {
+    let f = fixture_with(|c| {
+        c.write_budget = Duration::from_millis(150);
+        c.stale_lock_after = Duration::from_secs(90);
+    });
+    let home = page("Home");
+    f.write(&home, "v1", Expect::Anything).unwrap();
+    fs::write(f.wiki.path().join("refs/heads/main.lock"), "").unwrap();
+    let message = f
+        .write(&home, "v2", Expect::Anything)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("another program"), "{message}");
+    assert!(message.contains("refs/heads/main.lock"), "{message}");
+    assert!(
+        message.contains("in 90 s") || message.contains("in 89 s"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_repository_made_by_git_init_is_served_on_the_branch_head_names() {
+    let (dir, store, name) = bare_repo_made_by_git(&["--initial-branch=master"]);
+    let repo = dir.path().join("made.git");
+    let wiki = store.open(&name).unwrap();
+    assert_eq!(wiki.branch(), "refs/heads/master");
+    let home = page("Home");
+    let written = write_as(&wiki, &home, "hello").unwrap();
+    assert_eq!(
+        git(&repo, &["rev-parse", "HEAD"], ""),
+        written.revision.to_string()
+    );
+    assert!(!repo.join("refs/heads/main").exists());
+    assert_eq!(git(&repo, &["show", "HEAD:Home.md"], ""), "hello");
+}
+
+#[test]
+fn history_made_by_git_on_master_is_read_and_continued() {
+    let (dir, store, name) = bare_repo_made_by_git(&["--initial-branch=master"]);
+    let repo = dir.path().join("made.git");
+    let first = git_commit_files(
+        &repo,
+        "refs/heads/master",
+        &[("100644", "Home.md", "from git")],
+    );
+    let wiki = store.open(&name).unwrap();
+    let home = page("Home");
+    assert_eq!(wiki.read(&home).unwrap().content, "from git");
+    let written = write_as(&wiki, &home, "from wikibot").unwrap();
+    assert_eq!(
+        git(&repo, &["rev-parse", &format!("{}^", written.revision)], ""),
+        first
+    );
+    assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"], ""), "2");
+    assert_eq!(
+        git(&repo, &["rev-list", "--max-parents=0", "HEAD"], ""),
+        first,
+        "one root"
+    );
+}
+
+#[test]
+fn a_missing_refs_heads_directory_does_not_stop_writes() {
+    let f = fixture();
+    let home = page("Home");
+    f.write(&home, "v1", Expect::Anything).unwrap();
+    let repo = f.wiki.path().to_owned();
+    git(&repo, &["pack-refs", "--all", "--prune"], "");
+    fs::remove_dir_all(repo.join("refs/heads")).unwrap();
+    assert_eq!(f.wiki.read(&home).unwrap().content, "v1");
+    assert!(f.write(&home, "v2", Expect::Anything).unwrap().changed);
+    assert_eq!(git(&repo, &["show", "main:Home.md"], ""), "v2");
+}
+
+#[test]
+fn reflogs_follow_gits_rules() {
+    // Off by default in a bare repository.
+    let f = fixture();
+    f.write(&page("Home"), "v1", Expect::Anything).unwrap();
+    assert!(!f.wiki.path().join("logs/refs/heads/main").exists());
+
+    // On with core.logAllRefUpdates, for the branch and HEAD, in git's format.
+    let (dir, store, name) = bare_repo_made_by_git(&["--initial-branch=main"]);
+    let repo = dir.path().join("made.git");
+    git(&repo, &["config", "core.logAllRefUpdates", "true"], "");
+    let wiki = store.open(&name).unwrap();
+    let first = write_as(&wiki, &page("Home"), "v1").unwrap();
+    let second = write_as(&wiki, &page("Home"), "v2").unwrap();
+    let log = git(&repo, &["reflog", "show", "--format=%H %gs", "main"], "");
+    assert_eq!(
+        log,
+        format!(
+            "{} commit: Update Home\n{} commit (initial): Update Home",
+            second.revision, first.revision
+        )
+    );
+    assert_eq!(
+        git(&repo, &["reflog", "show", "--format=%H", "HEAD"], "")
+            .lines()
+            .count(),
+        2
+    );
+
+    // An existing log file is appended to whatever the setting.
+    let (dir, store, name) = bare_repo_made_by_git(&["--initial-branch=main"]);
+    let repo = dir.path().join("made.git");
+    fs::create_dir_all(repo.join("logs/refs/heads")).unwrap();
+    fs::write(repo.join("logs/refs/heads/main"), "").unwrap();
+    let wiki = store.open(&name).unwrap();
+    write_as(&wiki, &page("Home"), "v1").unwrap();
+    assert_eq!(
+        fs::read_to_string(repo.join("logs/refs/heads/main"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    assert!(!repo.join("logs/HEAD").exists());
+}
+
+#[test]
+fn modes_symlinks_and_colliding_paths_are_handled() {
+    let (dir, store, name) = bare_repo_made_by_git(&["--initial-branch=main"]);
+    let repo = dir.path().join("made.git");
+    git_commit_files(
+        &repo,
+        "refs/heads/main",
+        &[
+            ("100755", "Run.md", "#!/bin/sh\n"),
+            ("100644", "Plain.md", "plain"),
+            ("120000", "Link.md", "Plain.md"),
+            ("100644", "Notes", "a file without .md"),
+            (
+                "100644",
+                "Dir.md/inside.md",
+                "a directory named like a page",
+            ),
+        ],
+    );
+    let wiki = store.open(&name).unwrap();
+
+    // An executable page stays executable; other entries keep their modes.
+    write_as(&wiki, &page("Run"), "#!/bin/sh\necho hi\n").unwrap();
+    let tree = git(&repo, &["ls-tree", "main"], "");
+    assert!(tree.contains("100755 blob"), "{tree}");
+    assert!(
+        tree.lines()
+            .any(|l| l.starts_with("100755") && l.ends_with("\tRun.md")),
+        "{tree}"
+    );
+    assert!(
+        tree.lines()
+            .any(|l| l.starts_with("120000") && l.ends_with("\tLink.md")),
+        "{tree}"
+    );
+
+    // A symbolic link is not a page: not read, not replaced, not listed.
+    let read = wiki.read(&page("Link")).unwrap_err();
+    assert_eq!(read.kind(), ErrorKind::InvalidInput);
+    assert!(read.to_string().contains("symbolic link"), "{read}");
+    let write = write_as(&wiki, &page("Link"), "x").unwrap_err();
+    assert_eq!(write.kind(), ErrorKind::InvalidInput);
+    let dir_page = write_as(&wiki, &page("Dir"), "x").unwrap_err();
+    assert!(dir_page.to_string().contains("a directory"), "{dir_page}");
+    let listed: Vec<String> = wiki
+        .list("")
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    // `Dir.md/inside.md` is no page either: a directory may not end in `.md`.
+    assert_eq!(listed, ["Plain", "Run"]);
+
+    // A file where a directory must go is a conflict that names it.
+    let err = write_as(&wiki, &page("Notes/Sub"), "x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.to_string().contains("'Notes' is a file"), "{err}");
+    assert_eq!(
+        wiki.read(&page("Notes/Sub")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    common_fsck(&repo);
+}
+
+#[test]
+fn unsupported_repository_formats_are_named() {
+    for (args, named) in [
+        (&["--object-format=sha256"][..], "sha256"),
+        (&["--ref-format=reftable"][..], "reftable"),
+    ] {
+        let (_dir, store, name) = bare_repo_made_by_git(args);
+        let err = store.open(&name).err().expect("refused");
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        let message = err.to_string();
+        assert!(message.contains(named), "{message}");
+        assert!(message.contains("cannot be served"), "{message}");
+    }
+}
+
+fn common_fsck(repo: &Path) {
+    let output = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["fsck", "--full", "--strict", "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
