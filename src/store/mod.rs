@@ -16,9 +16,12 @@
 //! This module must not know about Lambda, JSON events or MCP: it takes validated names and
 //! returns typed results and [`StoreError`]s.
 
+mod changes;
 mod error;
 mod fs;
+mod history;
 mod lock;
+mod maintain;
 mod objects;
 mod open;
 mod path;
@@ -33,11 +36,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
 pub use error::{ErrorKind, Holder, StoreError};
+pub use history::HistoryCursor;
+pub use maintain::{MaintainOptions, MaintenanceReport};
 pub use path::{
     MAX_COMPONENT_BYTES, MAX_PAGE_PATH_BYTES, MAX_WIKI_NAME_BYTES, PAGE_FILE_SUFFIX, PagePath,
     PagePathError, WikiName, WikiNameError,
 };
 
+use changes::ChangeIndex;
 use lock::FileMutex;
 use objects::{Builder, Entry, Lookup, NewObject, Objects, Scratch};
 use refs::{Reflog, ReflogEntry, Swap};
@@ -47,6 +53,13 @@ use refs::{Reflog, ReflogEntry, Swap};
 pub const DEFAULT_BRANCH: &str = "main";
 /// The writer mutex's file under `<git dir>/wikibot/`.
 const WRITER_MUTEX: &str = "writer-mutex";
+/// The maintenance mutex's file under `<git dir>/wikibot/`.
+const MAINTENANCE_MUTEX: &str = "maintenance-mutex";
+/// A process reopens a repository it has held this long, so that it lets go of packs that
+/// maintenance retired (deleted only after a grace period several times longer).
+pub const REOPEN_AFTER: Duration = Duration::from_secs(5 * 60);
+/// One write in this many checks whether the repository needs maintenance.
+const MAINTENANCE_CHECK_ONE_IN: u64 = 16;
 
 /// Where the store lives and how patient its writers are.
 #[derive(Debug, Clone)]
@@ -61,6 +74,14 @@ pub struct StoreConfig {
     pub stale_lock_after: Duration,
     /// Largest page, in bytes.
     pub max_page_bytes: usize,
+    /// How long a history call may walk before it returns what it found and a cursor.
+    pub history_budget: Duration,
+    /// Maintenance runs after a write once about this many loose objects have piled up
+    /// (estimated as git does, from a sample of the fan-out directories); 0: never after a
+    /// write (the scheduled run and `wikibot maintain` still do it).
+    pub maintain_after_loose_objects: usize,
+    /// How maintenance behaves (its grace period).
+    pub maintenance: MaintainOptions,
 }
 
 impl StoreConfig {
@@ -68,6 +89,10 @@ impl StoreConfig {
     /// git holds a ref lock for milliseconds; a minute means it died.
     pub const DEFAULT_STALE_LOCK_AFTER: Duration = Duration::from_secs(60);
     pub const DEFAULT_MAX_PAGE_BYTES: usize = 1024 * 1024;
+    pub const DEFAULT_HISTORY_BUDGET: Duration = Duration::from_secs(3);
+    /// About 120 commits: few enough that a fresh process's page history stays within a few
+    /// hundred file operations (docs/decisions/0003-ref-updates.md, "History").
+    pub const DEFAULT_MAINTAIN_AFTER_LOOSE_OBJECTS: usize = 512;
 
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
@@ -75,11 +100,15 @@ impl StoreConfig {
             write_budget: Self::DEFAULT_WRITE_BUDGET,
             stale_lock_after: Self::DEFAULT_STALE_LOCK_AFTER,
             max_page_bytes: Self::DEFAULT_MAX_PAGE_BYTES,
+            history_budget: Self::DEFAULT_HISTORY_BUDGET,
+            maintain_after_loose_objects: Self::DEFAULT_MAINTAIN_AFTER_LOOSE_OBJECTS,
+            maintenance: MaintainOptions::default(),
         }
     }
 
     /// Reads `WIKIBOT_ROOT` (else `default_root`), `WIKIBOT_WRITE_BUDGET_MS`,
-    /// `WIKIBOT_STALE_LOCK_SECS` and `WIKIBOT_MAX_PAGE_BYTES`.
+    /// `WIKIBOT_STALE_LOCK_SECS`, `WIKIBOT_MAX_PAGE_BYTES`, `WIKIBOT_HISTORY_BUDGET_MS`,
+    /// `WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS` and `WIKIBOT_MAINTENANCE_GRACE_SECS`.
     pub fn from_env(default_root: &Path) -> Result<Self, crate::config::ConfigError> {
         use crate::config::{env_number, env_path};
         let mut config = Self::new(env_path("WIKIBOT_ROOT", default_root));
@@ -91,6 +120,15 @@ impl StoreConfig {
         }
         if let Some(bytes) = env_number("WIKIBOT_MAX_PAGE_BYTES")? {
             config.max_page_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        if let Some(ms) = env_number("WIKIBOT_HISTORY_BUDGET_MS")? {
+            config.history_budget = Duration::from_millis(ms);
+        }
+        if let Some(objects) = env_number("WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS")? {
+            config.maintain_after_loose_objects = usize::try_from(objects).unwrap_or(usize::MAX);
+        }
+        if let Some(secs) = env_number("WIKIBOT_MAINTENANCE_GRACE_SECS")? {
+            config.maintenance.grace = Duration::from_secs(secs);
         }
         Ok(config)
     }
@@ -227,6 +265,26 @@ pub struct CommitInfo {
     pub message: String,
 }
 
+/// A request for history.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryRequest<'a> {
+    /// `None`: the whole wiki.
+    pub page: Option<&'a PagePath>,
+    pub limit: usize,
+    /// Continue where an earlier call stopped.
+    pub cursor: Option<&'a HistoryCursor>,
+}
+
+/// Newest-first commits, and where to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub commits: Vec<CommitInfo>,
+    /// Pass back to continue; `None` when the history is complete.
+    pub next_cursor: Option<HistoryCursor>,
+    /// The walk stopped at its time budget (`next_cursor` continues it).
+    pub truncated: bool,
+}
+
 /// The root directory of wikis, and the repositories this process has open.
 pub struct Store {
     config: Arc<StoreConfig>,
@@ -315,13 +373,10 @@ impl Store {
         let wiki = Arc::new(Wiki {
             name: name.clone(),
             writer: FileMutex::new(&path, WRITER_MUTEX),
+            maintenance: FileMutex::new(&path, MAINTENANCE_MUTEX),
             path,
-            repos: Mutex::new(Repositories {
-                disk: opened.repo,
-                branch: opened.branch,
-                reflog: opened.reflog,
-                scratch: Scratch::new()?,
-            }),
+            repos: Mutex::new(Repositories::new(opened)?),
+            index: Mutex::new(None),
             config: Arc::clone(&self.config),
         });
         open.insert(name.clone(), Arc::clone(&wiki));
@@ -338,7 +393,23 @@ pub struct Wiki {
     repos: Mutex<Repositories>,
     /// Admits one wikibot writer at a time to the ref update, across processes.
     writer: FileMutex,
+    /// Keeps maintenance runs apart, across processes.
+    maintenance: FileMutex,
+    /// The changed-paths index as last read, and the file it was read from.
+    index: Mutex<Option<(Arc<ChangeIndex>, FileStamp)>>,
     config: Arc<StoreConfig>,
+}
+
+/// Identifies one version of a file: a replaced file has another inode or mtime.
+type FileStamp = (u64, i64, i64, u64);
+
+fn file_stamp(path: &Path) -> std::io::Result<Option<FileStamp>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The repository on disk, what the store knows about it, and the scratch database of objects
@@ -349,6 +420,19 @@ struct Repositories {
     branch: String,
     reflog: Reflog,
     scratch: Scratch,
+    opened: Instant,
+}
+
+impl Repositories {
+    fn new(opened: open::Opened) -> Result<Self, StoreError> {
+        Ok(Self {
+            disk: opened.repo,
+            branch: opened.branch,
+            reflog: opened.reflog,
+            scratch: Scratch::new()?,
+            opened: Instant::now(),
+        })
+    }
 }
 
 impl Wiki {
@@ -378,7 +462,7 @@ impl Wiki {
     ) -> Result<PageVersion, StoreError> {
         let _span = tracing::info_span!("git.read", wiki = %self.name, page = %page).entered();
         retry_stale_handle(|| {
-            let repos = self.repos();
+            let repos = self.fresh_repos()?;
             let objects = Objects::new(&repos.disk, &repos.scratch);
             let not_found = || StoreError::PageNotFound(page.clone());
             let commit = match revision {
@@ -432,6 +516,9 @@ impl Wiki {
             attempts += 1;
             let holder = match self.try_commit(&mut change) {
                 Ok(Attempt::Done(outcome)) => {
+                    if outcome.changed {
+                        self.maintain_if_due();
+                    }
                     return Ok(WriteOutcome {
                         attempts,
                         ..outcome
@@ -457,12 +544,13 @@ impl Wiki {
     /// persist them, and move the branch under the writer mutex.
     fn try_commit(&self, change: &mut Change<'_, '_>) -> Result<Attempt, StoreError> {
         let request = change.request;
-        let mut repos = self.repos();
+        let mut repos = self.fresh_repos()?;
         let Repositories {
             disk,
             branch,
             reflog,
             scratch,
+            ..
         } = &mut *repos;
         scratch.bound_memory()?;
         let tip = read_branch(&self.path, branch)?;
@@ -567,48 +655,138 @@ impl Wiki {
         })
     }
 
-    /// Newest-first commits of the whole wiki, or only those that changed `page`. Follows
-    /// first parents, like `git log --first-parent` (wiki history is linear).
+    /// Newest-first commits of the whole wiki, or of one page, exactly as `git log` and
+    /// `git log -- <page>.md` list them, found within the history budget. A page that never
+    /// existed is `not_found`.
+    pub fn history_page(&self, request: HistoryRequest<'_>) -> Result<History, StoreError> {
+        let _span =
+            tracing::info_span!("git.history", wiki = %self.name, limit = request.limit).entered();
+        let deadline = Instant::now() + self.config.history_budget;
+        let index = self.change_index()?;
+        retry_stale_handle(|| {
+            let repos = self.fresh_repos()?;
+            let objects = Objects::new(&repos.disk, &repos.scratch);
+            let start = match request.cursor {
+                Some(cursor) => cursor.commits().to_vec(),
+                None => self.tip(&repos)?.into_iter().collect(),
+            };
+            let walked = history::Walk {
+                objects: &objects,
+                index: index.as_deref(),
+                page: request.page,
+                limit: request.limit,
+                deadline,
+            }
+            .run(&start)
+            .map_err(|e| match e {
+                StoreError::Git(e) if e.code() == ErrorCode::NotFound => {
+                    StoreError::InvalidInput(format!(
+                        "the history cursor names a commit this wiki does not have ({})",
+                        e.message()
+                    ))
+                }
+                other => other,
+            })?;
+            if let Some(page) = request.page
+                && request.cursor.is_none()
+                && walked.commits.is_empty()
+                && walked.next.is_none()
+            {
+                return Err(StoreError::PageNotFound(page.clone()));
+            }
+            let commits = walked
+                .commits
+                .iter()
+                .map(|id| objects.commit(*id).map(|c| commit_info(&c)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(History {
+                commits,
+                next_cursor: walked.next,
+                truncated: walked.out_of_time,
+            })
+        })
+    }
+
+    /// The first `limit` commits of [`Wiki::history_page`], for callers that do not page.
     pub fn history(
         &self,
         page: Option<&PagePath>,
         limit: usize,
     ) -> Result<Vec<CommitInfo>, StoreError> {
-        let _span = tracing::info_span!("git.history", wiki = %self.name, limit).entered();
-        retry_stale_handle(|| {
-            let repos = self.repos();
-            let objects = Objects::new(&repos.disk, &repos.scratch);
-            let mut next = self.tip(&repos)?;
-            let mut commits = Vec::new();
-            while let Some(id) = next {
-                if commits.len() >= limit {
-                    break;
-                }
-                let commit = objects.commit(id)?;
-                next = commit.parent_ids().next();
-                let include = match page {
-                    Some(page) => {
-                        page_entry_in(&objects, commit.tree_id(), page)?
-                            != match next {
-                                Some(parent) => page_entry(&objects, parent, page)?,
-                                None => None,
-                            }
-                    }
-                    None => true,
-                };
-                if include {
-                    commits.push(commit_info(&commit));
-                }
-            }
-            Ok(commits)
+        self.history_page(HistoryRequest {
+            page,
+            limit,
+            cursor: None,
         })
+        .map(|history| history.commits)
+    }
+
+    /// The changed-paths index, re-read when maintenance has replaced it (one stat).
+    fn change_index(&self) -> Result<Option<Arc<ChangeIndex>>, StoreError> {
+        let path = ChangeIndex::path(&self.path);
+        let stamp = file_stamp(&path).map_err(|e| StoreError::io("checking the index", e))?;
+        let mut cached = lock_ignoring_poison(&self.index);
+        match (stamp, cached.as_ref()) {
+            (None, _) => {
+                *cached = None;
+                Ok(None)
+            }
+            (Some(stamp), Some((index, seen))) if *seen == stamp => Ok(Some(Arc::clone(index))),
+            (Some(stamp), _) => {
+                let loaded = ChangeIndex::load(&self.path)
+                    .map_err(|e| StoreError::io("reading the changed-paths index", e))?;
+                *cached = loaded.map(|index| (Arc::new(index), stamp));
+                Ok(cached.as_ref().map(|(index, _)| Arc::clone(index)))
+            }
+        }
+    }
+
+    /// Packs new objects, extends the changed-paths index and removes what is safely
+    /// redundant (see `maintain.rs`). Skipped, not waited for, while another run is going.
+    pub fn maintain(&self) -> Result<MaintenanceReport, StoreError> {
+        let _span = tracing::info_span!("git.maintain", wiki = %self.name).entered();
+        let Some(_running) = self
+            .maintenance
+            .try_lock()
+            .map_err(|e| StoreError::io("taking the maintenance mutex", e))?
+        else {
+            return Ok(MaintenanceReport {
+                skipped: true,
+                ..MaintenanceReport::default()
+            });
+        };
+        let repos = self.fresh_repos()?;
+        let tip = self.tip(&repos)?;
+        maintain::run(&self.path, &repos.disk, tip, &self.config.maintenance)
+    }
+
+    /// After a write: now and then, estimate the loose objects as git's `gc --auto` does (the
+    /// entries of a few fan-out directories, scaled) and maintain past the threshold.
+    fn maintain_if_due(&self) {
+        let threshold = self.config.maintain_after_loose_objects;
+        if threshold == 0 || fastrand::u64(..MAINTENANCE_CHECK_ONE_IN) != 0 {
+            return;
+        }
+        const SAMPLED: [&str; 4] = ["17", "2a", "9c", "e5"];
+        let objects = self.path.join("objects");
+        let sampled: usize = SAMPLED
+            .iter()
+            .map(|dir| std::fs::read_dir(objects.join(dir)).map_or(0, Iterator::count))
+            .sum();
+        if sampled * 256 / SAMPLED.len() < threshold {
+            return;
+        }
+        match self.maintain() {
+            Ok(report) => tracing::info!(?report, "maintenance after a write"),
+            Err(e) => tracing::warn!(error = %e, "maintenance after a write failed"),
+        }
     }
 
     /// Pages at the tip whose path starts with `prefix` (plain string prefix), sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<PagePath>, StoreError> {
         let _span = tracing::info_span!("git.list", wiki = %self.name).entered();
         retry_stale_handle(|| {
-            let repos = self.repos();
+            let repos = self.fresh_repos()?;
             let objects = Objects::new(&repos.disk, &repos.scratch);
             let Some(tip) = self.tip(&repos)? else {
                 return Ok(Vec::new());
@@ -648,6 +826,20 @@ impl Wiki {
 
     fn repos(&self) -> MutexGuard<'_, Repositories> {
         lock_ignoring_poison(&self.repos)
+    }
+
+    /// The repositories, reopened first if this process has held them for
+    /// [`REOPEN_AFTER`]: libgit2 never lets go of a pack it once saw, and maintenance deletes
+    /// retired packs after its grace period.
+    fn fresh_repos(&self) -> Result<MutexGuard<'_, Repositories>, StoreError> {
+        let mut repos = self.repos();
+        if repos.opened.elapsed() >= REOPEN_AFTER {
+            match open::open(&self.path)? {
+                Some(opened) => *repos = Repositories::new(opened)?,
+                None => return Err(StoreError::WikiNotFound(self.name.clone())),
+            }
+        }
+        Ok(repos)
     }
 }
 

@@ -220,7 +220,10 @@ fn history_is_newest_first_and_filters_by_page() {
     assert_eq!(f.wiki.history(Some(&a), 10).unwrap().len(), 2);
     assert_eq!(f.wiki.history(Some(&b), 10).unwrap().len(), 1);
     assert_eq!(f.wiki.history(None, 2).unwrap().len(), 2);
-    assert!(f.wiki.history(Some(&page("Never")), 10).unwrap().is_empty());
+    assert_eq!(
+        f.wiki.history(Some(&page("Never")), 10).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
