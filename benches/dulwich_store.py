@@ -27,6 +27,8 @@ MAIN = b"refs/heads/main"
 def bench_page(n: int, pages: int) -> str:
     """Same page names as wikibot::bench::bench_page."""
     index = n % max(pages, 1)
+    if pages > 100:
+        return f"Area {index // 100:03}/Page {index:05}"
     return f"Page {index:03}" if index % 2 == 0 else f"Dev/Notes {index:03}"
 
 

@@ -1,5 +1,5 @@
-//! Criterion benchmarks of the page store on a repository with 1,000 commits (100 pages of
-//! 4 KB): warm read, warm write, and the last 50 commits. The dulwich comparison, syscall
+//! Criterion benchmarks of the page store on a maintained repository with 1,000 commits (100
+//! pages of 4 KB): warm read, warm write, the last 50 commits, and one page's history. The dulwich comparison, syscall
 //! counts and cold starts are in `checks/bench`, which prints them side by side.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -10,7 +10,7 @@ fn store_operations(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let name = WikiName::parse("bench").expect("a valid name");
     let shape = RepoShape::default();
-    prepare_repo(dir.path(), &name, shape).expect("benchmark repository");
+    prepare_repo(dir.path(), &name, shape, true).expect("benchmark repository");
     let store = Store::new(StoreConfig::new(dir.path()));
     let wiki = store.open(&name).expect("open");
     let page = bench_page(0, shape.pages);
@@ -20,6 +20,9 @@ fn store_operations(c: &mut Criterion) {
     group.bench_function("read", |b| b.iter(|| wiki.read(&page).expect("read")));
     group.bench_function("history(50)", |b| {
         b.iter(|| wiki.history(None, 50).expect("history"))
+    });
+    group.bench_function("page history(50)", |b| {
+        b.iter(|| wiki.history(Some(&page), 50).expect("page history"))
     });
     let mut n = 0usize;
     group.bench_function("write", |b| {

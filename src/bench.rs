@@ -31,10 +31,17 @@ impl Default for RepoShape {
     }
 }
 
-/// The page the n-th commit of a benchmark repository touches; half of them nested.
+/// Pages per directory in a wiki of more than 100 pages, so no tree is huge (a wiki, like
+/// a file system, nests).
+const PAGES_PER_AREA: usize = 100;
+
+/// The page the n-th commit of a benchmark repository touches. Up to 100 pages: half at the
+/// top, half under `Dev/`; more: 100 per area directory (`Area 012/Page 01234`).
 pub fn bench_page(n: usize, pages: usize) -> PagePath {
     let index = n % pages.max(1);
-    let raw = if index.is_multiple_of(2) {
+    let raw = if pages > PAGES_PER_AREA {
+        format!("Area {:03}/Page {index:05}", index / PAGES_PER_AREA)
+    } else if index.is_multiple_of(2) {
         format!("Page {index:03}")
     } else {
         format!("Dev/Notes {index:03}")
@@ -61,10 +68,20 @@ pub fn bench_author() -> Author {
     Author::new("Bench", "bench@wikibot.invalid").unwrap_or_else(|e| unreachable!("{e}"))
 }
 
-/// Creates wiki `name` under `root` with `shape.commits` commits. Refuses to touch an
-/// existing wiki, so a benchmark never writes into real data.
-pub fn prepare_repo(root: &Path, name: &WikiName, shape: RepoShape) -> Result<(), StoreError> {
-    let store = Store::new(StoreConfig::new(root));
+/// Creates wiki `name` under `root` with `shape.commits` commits, one second apart (so the
+/// history has distinct times, as a real one mostly does). Refuses to touch an existing wiki,
+/// so a benchmark never writes into real data. Maintenance does not run on its own while it
+/// writes; `pack` runs it once at the end (grace 0: nothing else uses the new wiki).
+pub fn prepare_repo(
+    root: &Path,
+    name: &WikiName,
+    shape: RepoShape,
+    pack: bool,
+) -> Result<(), StoreError> {
+    let mut config = StoreConfig::new(root);
+    config.maintain_after_loose_objects = 0;
+    config.maintenance.grace = Duration::ZERO;
+    let store = Store::new(config);
     let (wiki, created) = store.init(name)?;
     if !created {
         return Err(StoreError::InvalidInput(format!(
@@ -73,6 +90,7 @@ pub fn prepare_repo(root: &Path, name: &WikiName, shape: RepoShape) -> Result<()
         )));
     }
     let author = bench_author();
+    let start = SystemTime::now() - Duration::from_secs(shape.commits as u64);
     for n in 0..shape.commits {
         let page = bench_page(n, shape.pages);
         let content = page_text(n, shape.page_bytes);
@@ -82,9 +100,12 @@ pub fn prepare_repo(root: &Path, name: &WikiName, shape: RepoShape) -> Result<()
             content: &content,
             author: &author,
             message: &message,
-            time: SystemTime::now(),
+            time: start + Duration::from_secs(n as u64),
             expect: Expect::Anything,
         })?;
+    }
+    if pack {
+        wiki.maintain()?;
     }
     Ok(())
 }
@@ -238,12 +259,12 @@ mod tests {
             pages: 10,
             page_bytes: 256,
         };
-        prepare_repo(dir.path(), &name, shape).unwrap();
+        prepare_repo(dir.path(), &name, shape, false).unwrap();
         let store = Store::new(StoreConfig::new(dir.path()));
         let wiki = store.open(&name).unwrap();
         assert_eq!(wiki.history(None, 100).unwrap().len(), 30);
         assert_eq!(wiki.list("").unwrap().len(), 10);
-        assert!(prepare_repo(dir.path(), &name, shape).is_err());
+        assert!(prepare_repo(dir.path(), &name, shape, true).is_err());
         for op in [StoreOp::Read, StoreOp::Write, StoreOp::History] {
             assert_eq!(run_store_op(&wiki, op, 3).unwrap().len(), 3);
         }

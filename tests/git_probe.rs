@@ -483,3 +483,80 @@ fn snapshot(dir: &Path) -> BTreeSet<(String, u64, SystemTime)> {
     }
     entries
 }
+
+/// History pages through a cursor to exactly `git log -- <page>.md`; `maintain` packs the
+/// loose objects and indexes the commits, and history is unchanged after it.
+#[tokio::test]
+async fn history_pages_with_a_cursor_and_maintenance_keeps_it_exact() {
+    let root = tempfile::tempdir().unwrap();
+    let spec = git_probe(root.path()).env("WIKIBOT_MAINTENANCE_GRACE_SECS", "0");
+    let mut function = start(spec).await;
+    call_ok(&mut function, json!({"op": "init", "repo": "demo"})).await;
+    for n in 0..7 {
+        let page = if n % 3 == 0 { "Other" } else { "Home" };
+        call_ok(&mut function, write_event("demo", page, &format!("v{n}"))).await;
+    }
+    let repo = root.path().join("demo.git");
+    let expected: Vec<String> = git(&repo, &["log", "--format=%H", "--", "Home.md"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(expected.len(), 4);
+    assert_eq!(page_through(&mut function, "Home").await, expected);
+
+    let maintained = call_ok(&mut function, json!({"op": "maintain", "repo": "demo"})).await;
+    let report = &maintained["result"];
+    assert_eq!(report["commits_indexed"], 7, "{maintained}");
+    assert!(
+        report["objects_packed"].as_u64().unwrap() >= 7 * 3,
+        "{maintained}"
+    );
+    assert!(
+        report["loose_objects_removed"].as_u64().unwrap() >= 7 * 3,
+        "{maintained}"
+    );
+    assert!(maintained["timings_ms"]["maintain"].is_number());
+    assert_fsck_clean(&repo);
+    assert_eq!(page_through(&mut function, "Home").await, expected);
+
+    let never = call(
+        &mut function,
+        json!({"op": "history", "repo": "demo", "page": "Never"}),
+    )
+    .await;
+    assert_eq!(never["error"]["kind"], "not_found", "{never}");
+    let bad = call(
+        &mut function,
+        json!({"op": "history", "repo": "demo", "page": "Home", "cursor": "h1.xyz"}),
+    )
+    .await;
+    assert_eq!(bad["error"]["kind"], "invalid_input", "{bad}");
+}
+
+/// Every commit id of a page's history, following `next_cursor` three at a time.
+async fn page_through(
+    function: &mut wikibot::lambda::emulator::RunningFunction,
+    page: &str,
+) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut event = json!({"op": "history", "repo": "demo", "page": page, "limit": 3});
+        if let Some(cursor) = &cursor {
+            event["cursor"] = json!(cursor);
+        }
+        let response = call_ok(function, event).await;
+        let result = &response["result"];
+        all.extend(
+            result["commits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match result["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+}

@@ -418,6 +418,31 @@ async fn the_wiki_tools_read_write_and_report_history_as_the_caller() {
         text.contains(mock_authkit::USER),
         "commits are authored by the token's subject: {text}"
     );
+    // Paging: one change per call, continued with the cursor the answer ends with.
+    let (error, text) = call("get_history", json!({"path": "Dev/Plan", "limit": 1})).await;
+    assert!(!error && text.starts_with("1 change(s)"), "{text}");
+    let cursor = text
+        .split("cursor \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("a cursor to continue: {text}"));
+    let (error, text) = call(
+        "get_history",
+        json!({"path": "Dev/Plan", "limit": 1, "cursor": cursor}),
+    )
+    .await;
+    assert!(
+        !error && text.starts_with("1 change(s)") && !text.contains("cursor"),
+        "{text}"
+    );
+    let (error, text) = call(
+        "get_history",
+        json!({"path": "Dev/Plan", "cursor": "h1.nonsense"}),
+    )
+    .await;
+    assert!(error && text.contains("cursor"), "{text}");
+    let (error, text) = call("get_history", json!({"path": "Never/Written"})).await;
+    assert!(error && text.contains("does not exist"), "{text}");
     let (error, text) = call("get_recent_changes", json!({})).await;
     assert!(!error && text.contains("Start"), "{text}");
 

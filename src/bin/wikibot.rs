@@ -39,9 +39,36 @@ enum Command {
     ///
     /// Example: wikibot invoke git-probe --event '{"op":"lifecycle","repo":"demo"}'
     Invoke(InvokeArgs),
+    /// Maintain a wiki's repository: pack new objects, index new commits for page history,
+    /// and delete what is safely redundant (after the grace period).
+    ///
+    /// Safe while other processes read and write the wiki, and beside a person's `git gc`.
+    /// Writes run it on their own once enough loose objects pile up; on AWS a schedule
+    /// invokes it too. Prints what it did.
+    ///
+    /// Example: wikibot maintain --root wikibot-data --wiki wiki
+    Maintain(MaintainArgs),
     /// Measure the page store and Lambda cold starts.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct MaintainArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The wiki to maintain (its repository is DIR/NAME.git).
+    #[arg(long, env = "WIKIBOT_WIKI", default_value = wikibot::mcp::config::DEFAULT_WIKI, value_name = "NAME")]
+    wiki: String,
+    /// Delete redundant files only once older than this (seconds). The default outlasts the
+    /// longest Lambda invocation and other NFS clients' caches; 0 is safe only when no other
+    /// process uses the repository.
+    #[arg(long, env = "WIKIBOT_MAINTENANCE_GRACE_SECS", value_name = "SECONDS",
+          default_value_t = wikibot::store::MaintainOptions::DEFAULT_GRACE.as_secs())]
+    grace_secs: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -165,6 +192,33 @@ enum BenchCommand {
         pages: usize,
         #[arg(long, default_value_t = RepoShape::default().page_bytes)]
         page_bytes: usize,
+        /// Run maintenance at the end (pack the objects, index the history), as a wiki in
+        /// steady state would have had.
+        #[arg(long)]
+        pack: bool,
+    },
+    /// Time one page's history in this process: opening the repository, the first call (a
+    /// fresh process's) and COUNT more (warm).
+    ///
+    /// File-system calls: strace -f -c -e trace=%file wikibot bench history … --count 0,
+    /// minus the same with --open-only, is what the first call costs beyond opening.
+    History {
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        #[arg(long, default_value = "bench")]
+        wiki: String,
+        /// The page (default: the benchmark's first page).
+        #[arg(long)]
+        page: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Open the repository and stop (the baseline for counting file-system calls).
+        #[arg(long)]
+        open_only: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Perform COUNT warm store operations in this process and print their latency.
     ///
@@ -230,6 +284,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => block_on(serve(args)).and_then(|result| result),
         Command::Invoke(args) => block_on(invoke(args)).and_then(|result| result),
+        Command::Maintain(args) => maintain(&args),
         Command::Bench(command) => bench(command),
     };
     match result {
@@ -361,6 +416,42 @@ async fn serve(args: ServeArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+fn maintain(args: &MaintainArgs) -> CliResult {
+    let name = WikiName::parse(&args.wiki).map_err(|e| e.to_string())?;
+    let mut config = args.store.config();
+    config.maintenance.grace = Duration::from_secs(args.grace_secs);
+    let store = Store::new(config);
+    let wiki = store
+        .open(&name)
+        .map_err(|e| format!("{e} (under {})", args.store.root.display()))?;
+    let report = wiki.maintain().map_err(|e| e.to_string())?;
+    if args.json {
+        println!("{}", serde_json::json!(report));
+    } else if report.skipped {
+        println!("another maintenance run is going on this wiki; nothing done");
+    } else {
+        println!(
+            "indexed {} new commit(s); packed {} object(s){}",
+            report.commits_indexed,
+            report.objects_packed,
+            report
+                .new_pack
+                .as_deref()
+                .map(|p| format!(" into {p}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "merged {} pack(s); removed {} loose object(s), {} retired pack(s), {} temporary file(s); {} pack(s) now",
+            report.packs_merged,
+            report.loose_objects_removed,
+            report.packs_removed,
+            report.temporary_files_removed,
+            report.packs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn invoke(args: InvokeArgs) -> CliResult {
     let events = args
         .events
@@ -457,6 +548,7 @@ fn bench(command: BenchCommand) -> CliResult {
             commits,
             pages,
             page_bytes,
+            pack,
         } => {
             let name = WikiName::parse(&wiki).map_err(|e| e.to_string())?;
             let shape = RepoShape {
@@ -464,7 +556,7 @@ fn bench(command: BenchCommand) -> CliResult {
                 pages: pages.max(1),
                 page_bytes,
             };
-            bench::prepare_repo(&root, &name, shape).map_err(|e| e.to_string())?;
+            bench::prepare_repo(&root, &name, shape, pack).map_err(|e| e.to_string())?;
             println!(
                 "prepared wiki '{name}' under {} with {commits} commits over {} pages",
                 root.display(),
@@ -494,6 +586,53 @@ fn bench(command: BenchCommand) -> CliResult {
                 Summary::of(&samples),
                 json,
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::History {
+            root,
+            wiki,
+            page,
+            limit,
+            count,
+            open_only,
+            json,
+        } => {
+            let name = WikiName::parse(&wiki).map_err(|e| e.to_string())?;
+            let page = match page {
+                Some(raw) => wikibot::store::PagePath::parse(&raw).map_err(|e| e.to_string())?,
+                None => bench::bench_page(0, 1),
+            };
+            let started = std::time::Instant::now();
+            let store = Store::new(StoreConfig::new(&root));
+            let wiki = store.open(&name).map_err(|e| e.to_string())?;
+            let open = started.elapsed();
+            if open_only {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let timed = || {
+                let started = std::time::Instant::now();
+                wiki.history(Some(&page), limit)
+                    .map(|commits| (started.elapsed(), commits.len()))
+                    .map_err(|e| e.to_string())
+            };
+            let (first, found) = timed()?;
+            let warm = (0..count)
+                .map(|_| timed().map(|(elapsed, _)| elapsed))
+                .collect::<Result<Vec<_>, _>>()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"open_ms": millis(open), "first_ms": millis(first),
+                        "commits": found, "warm": Summary::of(&warm)})
+                );
+            } else {
+                println!(
+                    "history({limit}) of '{page}': {found} commit(s); open {:.3} ms, first call {:.3} ms",
+                    millis(open),
+                    millis(first)
+                );
+                print_summary("warm", Summary::of(&warm), false);
+            }
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Mcp {

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::store::{
-    Author, CommitInfo, Expect, PagePath, Revision, Store, StoreError, Wiki, WikiName, WriteRequest,
+    Author, Expect, History, HistoryCursor, HistoryRequest, PagePath, Revision, Store, StoreError,
+    Wiki, WikiName, WriteRequest,
 };
 
 pub const MAX_LIMIT: u32 = 200;
@@ -90,6 +91,9 @@ pub struct HistoryArgs {
     /// Most recent changes to return, 1–200; default 20.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Continue an earlier call: the cursor its answer ended with.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -179,15 +183,27 @@ fn principal(parts: &Parts) -> Result<Principal, ToolError> {
         .ok_or_else(|| ToolError("not authenticated".into()))
 }
 
-fn render_history(commits: &[CommitInfo], what: &str) -> String {
-    if commits.is_empty() {
-        return format!("No changes to {what} yet.");
-    }
-    let mut text = format!("{} change(s) to {what}, newest first:\n", commits.len());
+fn render_history(history: &History, what: &str) -> String {
+    let commits = &history.commits;
+    let mut text = if commits.is_empty() {
+        format!("No changes to {what} found.\n")
+    } else {
+        format!("{} change(s) to {what}, newest first:\n", commits.len())
+    };
     for c in commits {
         text.push_str(&format!(
             "- {} {} {} <{}>: {}\n",
             c.id, c.time, c.author, c.email, c.message
+        ));
+    }
+    if let Some(cursor) = &history.next_cursor {
+        let why = if history.truncated {
+            "The search stopped at its time limit"
+        } else {
+            "There may be older changes"
+        };
+        text.push_str(&format!(
+            "{why}; to continue, call again with cursor \"{cursor}\".\n"
         ));
     }
     text
@@ -313,8 +329,17 @@ impl WikiTools {
     ) -> Result<CallToolResult, ErrorData> {
         self.run(move |access| {
             let page = page_path(&args.path)?;
-            let commits = access.open()?.history(Some(&page), limit(args.limit)?)?;
-            Ok(render_history(&commits, &format!("'{page}'")))
+            let cursor = args
+                .cursor
+                .as_deref()
+                .map(HistoryCursor::parse)
+                .transpose()?;
+            let history = access.open()?.history_page(HistoryRequest {
+                page: Some(&page),
+                limit: limit(args.limit)?,
+                cursor: cursor.as_ref(),
+            })?;
+            Ok(render_history(&history, &format!("'{page}'")))
         })
         .await
     }
@@ -325,8 +350,12 @@ impl WikiTools {
         Parameters(args): Parameters<RecentChangesArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         self.run(move |access| {
-            let commits = access.open()?.history(None, limit(args.limit)?)?;
-            Ok(render_history(&commits, "the wiki"))
+            let history = access.open()?.history_page(HistoryRequest {
+                page: None,
+                limit: limit(args.limit)?,
+                cursor: None,
+            })?;
+            Ok(render_history(&history, "the wiki"))
         })
         .await
     }

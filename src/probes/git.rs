@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use super::{ProbeError, Timings, parse_event, respond};
 use crate::lambda::Instance;
 use crate::store::{
-    Author, Expect, PagePath, Revision, Store, StoreConfig, WikiName, WriteRequest,
+    Author, Expect, HistoryCursor, HistoryRequest, PagePath, Revision, Store, StoreConfig,
+    WikiName, WriteRequest,
 };
 
 pub const DEFAULT_HISTORY_LIMIT: usize = 10;
@@ -54,6 +55,11 @@ enum GitEvent {
         page: Option<String>,
         #[serde(default)]
         limit: Option<usize>,
+        #[serde(default)]
+        cursor: Option<String>,
+    },
+    Maintain {
+        repo: String,
     },
     Lifecycle {
         repo: String,
@@ -132,11 +138,32 @@ impl GitProbe {
                 let page = page_path(&page)?;
                 (repo, self.read(&name, &page, timings)?)
             }
-            GitEvent::History { repo, page, limit } => {
+            GitEvent::History {
+                repo,
+                page,
+                limit,
+                cursor,
+            } => {
                 let name = wiki_name(&repo)?;
                 let page = page.as_deref().map(page_path).transpose()?;
                 let limit = history_limit(limit)?;
-                (repo, self.history(&name, page.as_ref(), limit, timings)?)
+                let cursor = cursor
+                    .as_deref()
+                    .map(HistoryCursor::parse)
+                    .transpose()
+                    .map_err(|e| ProbeError::invalid(format!("cursor: {e}")))?;
+                let request = HistoryRequest {
+                    page: page.as_ref(),
+                    limit,
+                    cursor: cursor.as_ref(),
+                };
+                (repo, self.history(&name, request, timings)?)
+            }
+            GitEvent::Maintain { repo } => {
+                let name = wiki_name(&repo)?;
+                let wiki = timings.time("open", || self.store.open(&name))?;
+                let report = timings.time("maintain", || wiki.maintain())?;
+                (repo, object(json!(report)))
             }
             GitEvent::Lifecycle {
                 repo,
@@ -204,13 +231,17 @@ impl GitProbe {
     fn history(
         &self,
         name: &WikiName,
-        page: Option<&PagePath>,
-        limit: usize,
+        request: HistoryRequest<'_>,
         timings: &mut Timings,
     ) -> Result<Map<String, Value>, ProbeError> {
         let wiki = timings.time("open", || self.store.open(name))?;
-        let commits = timings.time("history", || wiki.history(page, limit))?;
-        Ok(object(json!({ "page": page, "commits": commits })))
+        let history = timings.time("history", || wiki.history_page(request))?;
+        Ok(object(json!({
+            "page": request.page,
+            "commits": history.commits,
+            "next_cursor": history.next_cursor.map(|c| c.to_string()),
+            "truncated": history.truncated,
+        })))
     }
 
     /// init → write → read → history, checking that each step sees the one before.
@@ -227,7 +258,12 @@ impl GitProbe {
         let request = write_request(page, content, author, &message, Expect::Anything);
         let write = self.write(name, &request, timings)?;
         let read = self.read(name, page, timings)?;
-        let history = self.history(name, Some(page), DEFAULT_HISTORY_LIMIT, timings)?;
+        let request = HistoryRequest {
+            page: Some(page),
+            limit: DEFAULT_HISTORY_LIMIT,
+            cursor: None,
+        };
+        let history = self.history(name, request, timings)?;
 
         if read.get("content").and_then(Value::as_str) != Some(content) {
             return Err(ProbeError::internal(

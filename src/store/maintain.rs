@@ -14,7 +14,7 @@
 //! The grace period outlasts both the longest invocation (900 s) and the NFS caches of other
 //! clients (≈ 60 s): a process that has not seen a new pack yet still finds its loose objects,
 //! and one that still reads a retired pack has reopened the repository before it goes
-//! (`Wiki` reopens after [`super::REOPEN_AFTER`]). Nothing unpacked is ever deleted, so a
+//! (`Wiki` reopens after `StoreConfig::reopen_after`). Nothing unpacked is ever deleted, so a
 //! writer's objects are safe whatever it is about to do with them. git's own `gc` remains safe
 //! to run beside this. This module must not move refs or write pages.
 

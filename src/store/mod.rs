@@ -55,8 +55,8 @@ pub const DEFAULT_BRANCH: &str = "main";
 const WRITER_MUTEX: &str = "writer-mutex";
 /// The maintenance mutex's file under `<git dir>/wikibot/`.
 const MAINTENANCE_MUTEX: &str = "maintenance-mutex";
-/// A process reopens a repository it has held this long, so that it lets go of packs that
-/// maintenance retired (deleted only after a grace period several times longer).
+/// By default a process reopens a repository it has held this long, so that it lets go of
+/// packs that maintenance retired (deleted only after a grace period several times longer).
 pub const REOPEN_AFTER: Duration = Duration::from_secs(5 * 60);
 /// One write in this many checks whether the repository needs maintenance.
 const MAINTENANCE_CHECK_ONE_IN: u64 = 16;
@@ -82,6 +82,9 @@ pub struct StoreConfig {
     pub maintain_after_loose_objects: usize,
     /// How maintenance behaves (its grace period).
     pub maintenance: MaintainOptions,
+    /// A process reopens a repository it has held this long, letting go of packs that
+    /// maintenance retired. Keep it well below the maintenance grace period.
+    pub reopen_after: Duration,
 }
 
 impl StoreConfig {
@@ -103,12 +106,14 @@ impl StoreConfig {
             history_budget: Self::DEFAULT_HISTORY_BUDGET,
             maintain_after_loose_objects: Self::DEFAULT_MAINTAIN_AFTER_LOOSE_OBJECTS,
             maintenance: MaintainOptions::default(),
+            reopen_after: REOPEN_AFTER,
         }
     }
 
     /// Reads `WIKIBOT_ROOT` (else `default_root`), `WIKIBOT_WRITE_BUDGET_MS`,
     /// `WIKIBOT_STALE_LOCK_SECS`, `WIKIBOT_MAX_PAGE_BYTES`, `WIKIBOT_HISTORY_BUDGET_MS`,
-    /// `WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS` and `WIKIBOT_MAINTENANCE_GRACE_SECS`.
+    /// `WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS`, `WIKIBOT_MAINTENANCE_GRACE_SECS` and
+    /// `WIKIBOT_REOPEN_AFTER_MS`.
     pub fn from_env(default_root: &Path) -> Result<Self, crate::config::ConfigError> {
         use crate::config::{env_number, env_path};
         let mut config = Self::new(env_path("WIKIBOT_ROOT", default_root));
@@ -129,6 +134,9 @@ impl StoreConfig {
         }
         if let Some(secs) = env_number("WIKIBOT_MAINTENANCE_GRACE_SECS")? {
             config.maintenance.grace = Duration::from_secs(secs);
+        }
+        if let Some(ms) = env_number("WIKIBOT_REOPEN_AFTER_MS")? {
+            config.reopen_after = Duration::from_millis(ms);
         }
         Ok(config)
     }
@@ -461,16 +469,16 @@ impl Wiki {
         revision: Option<Revision>,
     ) -> Result<PageVersion, StoreError> {
         let _span = tracing::info_span!("git.read", wiki = %self.name, page = %page).entered();
-        retry_stale_handle(|| {
-            let repos = self.fresh_repos()?;
+        self.with_repos(|repos| {
             let objects = Objects::new(&repos.disk, &repos.scratch);
             let not_found = || StoreError::PageNotFound(page.clone());
             let commit = match revision {
                 Some(revision) => revision.0,
-                None => self.tip(&repos)?.ok_or_else(not_found)?,
+                None => self.tip(repos)?.ok_or_else(not_found)?,
             };
             let entry = match page_entry(&objects, commit, page) {
-                Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound => {
+                // The caller's revision: not an object that went missing under us.
+                Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound && revision.is_some() => {
                     return Err(StoreError::RevisionNotFound(commit.to_string()));
                 }
                 other => other?.ok_or_else(not_found)?,
@@ -663,12 +671,11 @@ impl Wiki {
             tracing::info_span!("git.history", wiki = %self.name, limit = request.limit).entered();
         let deadline = Instant::now() + self.config.history_budget;
         let index = self.change_index()?;
-        retry_stale_handle(|| {
-            let repos = self.fresh_repos()?;
+        self.with_repos(|repos| {
             let objects = Objects::new(&repos.disk, &repos.scratch);
             let start = match request.cursor {
                 Some(cursor) => cursor.commits().to_vec(),
-                None => self.tip(&repos)?.into_iter().collect(),
+                None => self.tip(repos)?.into_iter().collect(),
             };
             let walked = history::Walk {
                 objects: &objects,
@@ -679,7 +686,7 @@ impl Wiki {
             }
             .run(&start)
             .map_err(|e| match e {
-                StoreError::Git(e) if e.code() == ErrorCode::NotFound => {
+                StoreError::Git(e) if e.code() == ErrorCode::NotFound && request.cursor.is_some() => {
                     StoreError::InvalidInput(format!(
                         "the history cursor names a commit this wiki does not have ({})",
                         e.message()
@@ -785,10 +792,9 @@ impl Wiki {
     /// Pages at the tip whose path starts with `prefix` (plain string prefix), sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<PagePath>, StoreError> {
         let _span = tracing::info_span!("git.list", wiki = %self.name).entered();
-        retry_stale_handle(|| {
-            let repos = self.fresh_repos()?;
+        self.with_repos(|repos| {
             let objects = Objects::new(&repos.disk, &repos.scratch);
-            let Some(tip) = self.tip(&repos)? else {
+            let Some(tip) = self.tip(repos)? else {
                 return Ok(Vec::new());
             };
             let mut pages = Vec::new();
@@ -833,13 +839,39 @@ impl Wiki {
     /// retired packs after its grace period.
     fn fresh_repos(&self) -> Result<MutexGuard<'_, Repositories>, StoreError> {
         let mut repos = self.repos();
-        if repos.opened.elapsed() >= REOPEN_AFTER {
-            match open::open(&self.path)? {
-                Some(opened) => *repos = Repositories::new(opened)?,
-                None => return Err(StoreError::WikiNotFound(self.name.clone())),
-            }
+        if repos.opened.elapsed() >= self.config.reopen_after {
+            self.reopen(&mut repos)?;
         }
         Ok(repos)
+    }
+
+    fn reopen(&self, repos: &mut Repositories) -> Result<(), StoreError> {
+        match open::open(&self.path)? {
+            Some(opened) => *repos = Repositories::new(opened)?,
+            None => return Err(StoreError::WikiNotFound(self.name.clone())),
+        }
+        Ok(())
+    }
+
+    /// Runs a read on the repositories; if it fails the way a vanished pack or a replaced
+    /// file does (another client's maintenance or `git gc`, NFS's ESTALE), reopens the
+    /// repository and tries once more.
+    fn with_repos<T>(
+        &self,
+        mut read: impl FnMut(&Repositories) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut repos = self.fresh_repos()?;
+        match read(&repos) {
+            Err(StoreError::Git(e)) if may_have_vanished(&e) => {
+                tracing::info!(error = %e, "reopening the repository and trying again");
+                // Reopening costs file operations: at most once a second.
+                if repos.opened.elapsed() >= Duration::from_secs(1) {
+                    self.reopen(&mut repos)?;
+                }
+                read(&repos)
+            }
+            other => other,
+        }
     }
 }
 
@@ -1012,12 +1044,13 @@ fn is_stale_handle(e: &git2::Error) -> bool {
     e.class() == git2::ErrorClass::Os && e.message().contains("Stale file handle")
 }
 
-fn retry_stale_handle<T>(mut op: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    match op() {
-        Err(StoreError::Git(e)) if is_stale_handle(&e) => op(),
-        other => other,
-    }
+/// An error a fresh look at the repository may cure: an object or pack that moved.
+fn may_have_vanished(e: &git2::Error) -> bool {
+    is_stale_handle(e)
+        || matches!(e.class(), git2::ErrorClass::Odb | git2::ErrorClass::Os)
+        || e.code() == ErrorCode::NotFound
 }
+
 
 /// Full-jitter exponential backoff: up to 2 ms, 4 ms, … capped at 128 ms.
 fn backoff(attempt: u32) -> Duration {
