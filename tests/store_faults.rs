@@ -21,7 +21,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1360,4 +1360,150 @@ fn record_victim(
         answer,
     });
     killed
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. HEAD on master
+
+/// Runs the git CLI in `dir`, isolated from the machine's configuration; panics on failure.
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let output = git_command(dir, args);
+    assert!(
+        output.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn git_command(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Grace Hopper")
+        .env("GIT_AUTHOR_EMAIL", "grace@example.com")
+        .env("GIT_COMMITTER_NAME", "Grace Hopper")
+        .env("GIT_COMMITTER_EMAIL", "grace@example.com")
+        .output()
+        .expect("the git CLI is installed")
+}
+
+/// A bare repository made by `git init --bare` with HEAD on `master`.
+fn git_init_bare_master(root: &Path) -> PathBuf {
+    std::fs::create_dir_all(root).unwrap();
+    let repo = repository(root);
+    git_in(
+        root,
+        &[
+            "init",
+            "--bare",
+            "--initial-branch=master",
+            &format!("{WIKI}.git"),
+        ],
+    );
+    repo
+}
+
+/// `git init --bare` points HEAD at `master`: wikibot writes that branch, creates no other,
+/// and `git log` (HEAD) and a clone show its pages.
+#[tokio::test]
+async fn a_repository_made_by_git_init_bare_is_written_on_the_branch_head_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git_init_bare_master(dir.path());
+    let mut function = start(git_probe(dir.path())).await;
+    let init = call_ok(&mut function, json!({"op": "init", "repo": WIKI})).await;
+    assert_eq!(init["result"]["created"], false, "{init}");
+    let mut writes = Vec::new();
+    for (page, message) in [
+        ("Home", "first"),
+        ("Dev/Notes", "notes"),
+        ("Home", "second"),
+    ] {
+        writes.push(write(&mut function, page, message).await);
+    }
+    assert!(writes.iter().all(Write::saved), "{writes:?}");
+
+    assert_eq!(head_ref(&repo), "refs/heads/master");
+    let log = git(&repo, &["log", "--format=%s"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["second", "notes", "first"]
+    );
+    let heads = git(
+        &repo,
+        &["for-each-ref", "--format=%(refname)", "refs/heads"],
+    );
+    assert_eq!(heads.trim(), "refs/heads/master", "no other branch");
+    assert_no_problems("on master", &untruthful(&repo, &writes));
+
+    let clone = dir.path().join("clone");
+    git_in(
+        dir.path(),
+        &["clone", "--quiet", &repo.display().to_string(), "clone"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("Home.md")).unwrap(),
+        "second\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("Dev/Notes.md")).unwrap(),
+        "notes\n"
+    );
+    let read = call_ok(
+        &mut function,
+        json!({"op": "read", "repo": WIKI, "page": "Home"}),
+    )
+    .await;
+    assert_eq!(read["result"]["content"], "second\n");
+}
+
+/// History made on `master` with the git CLI (clone, commit `Home.md`, push) is read by
+/// wikibot, and a write continues it: one root commit, the new commit's parent is the old tip.
+#[tokio::test]
+async fn history_made_on_master_with_the_git_cli_is_read_and_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git_init_bare_master(dir.path());
+    let work = dir.path().join("work");
+    git_in(
+        dir.path(),
+        &["clone", "--quiet", &repo.display().to_string(), "work"],
+    );
+    std::fs::write(work.join("Home.md"), "made with git\n").unwrap();
+    git_in(&work, &["add", "Home.md"]);
+    git_in(&work, &["commit", "--quiet", "-m", "from the git CLI"]);
+    git_in(&work, &["push", "--quiet", "origin", "master"]);
+    let old_tip = git(&repo, &["rev-parse", "master"]).trim().to_owned();
+
+    let mut function = start(git_probe(dir.path())).await;
+    let init = call_ok(&mut function, json!({"op": "init", "repo": WIKI})).await;
+    assert_eq!(init["result"]["created"], false, "{init}");
+    let read = call(
+        &mut function,
+        json!({"op": "read", "repo": WIKI, "page": "Home"}),
+    )
+    .await;
+    assert_eq!(read["result"]["content"], "made with git\n", "{read}");
+    assert_eq!(read["result"]["revision"], old_tip.as_str(), "{read}");
+    let written = write(&mut function, "Home", "from wikibot").await;
+    let Answer::Saved(revision) = &written.answer else {
+        panic!("{written:?}");
+    };
+
+    assert_eq!(head_ref(&repo), "refs/heads/master");
+    assert_eq!(git(&repo, &["rev-parse", "master"]).trim(), revision);
+    assert_eq!(
+        git(&repo, &["rev-parse", &format!("{revision}^")]).trim(),
+        old_tip
+    );
+    let roots = git(&repo, &["rev-list", "--max-parents=0", "master"]);
+    assert_eq!(roots.lines().count(), 1, "one history: {roots}");
+    git_in(&work, &["pull", "--quiet", "--ff-only", "origin", "master"]);
+    assert_eq!(
+        std::fs::read_to_string(work.join("Home.md")).unwrap(),
+        "from wikibot\n"
+    );
+    assert_no_problems("continued history", &untruthful(&repo, &[written]));
 }
