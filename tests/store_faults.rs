@@ -1507,3 +1507,125 @@ async fn history_made_on_master_with_the_git_cli_is_read_and_continued() {
     );
     assert_no_problems("continued history", &untruthful(&repo, &[written]));
 }
+
+// ---------------------------------------------------------------------------------------
+// 4. git pushes racing wikibot's writes
+
+/// A clone pushes 15 commits (each adding a file) to the branch HEAD names while three
+/// wikibot processes write their own pages (25 writes each, about 200 ms apart, racing the
+/// first pushes); a rejected push (the branch moved, or its lock was held) is rebased onto
+/// the new tip and retried. At the end every push that succeeded and every wikibot write
+/// that answered success is on the branch, each wikibot page holds its last saved content,
+/// every pushed file is in the tip, and fsck is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_pushes_racing_wikibot_writes_are_all_kept() {
+    const PUSHES: usize = 15;
+    // Bounded, so that on a slow machine the pushes are not starved for ever.
+    const WRITES_PER_WRITER: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let repo = repository(root);
+    let spec = git_probe(root);
+    let mut setup = start(spec.clone()).await;
+    call_ok(&mut setup, json!({"op": "init", "repo": WIKI})).await;
+    let mut writes = vec![write(&mut setup, "Home", "setup").await];
+    let branch = head_ref(&repo);
+    git_in(
+        root,
+        &["clone", "--quiet", &repo.display().to_string(), "clone"],
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for n in 1..=3 {
+        let function = ready(spec.clone()).await;
+        writers.push(tokio::spawn(keep_writing(
+            function,
+            format!("Wiki-{n}"),
+            Arc::clone(&stop),
+            Duration::from_millis(200),
+            WRITES_PER_WRITER,
+        )));
+    }
+    let clone = root.join("clone");
+    let pushing = branch.clone();
+    let pushed = tokio::task::spawn_blocking(move || push_loop(&clone, &pushing, PUSHES))
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writes.extend(writer.await.unwrap());
+    }
+
+    let retries: usize = pushed.iter().map(|p| p.attempts - 1).sum();
+    eprintln!(
+        "{} pushes ({retries} retried), {} wikibot writes ({} saved)",
+        pushed.len(),
+        writes.len(),
+        writes.iter().filter(|w| w.saved()).count()
+    );
+    let mut problems = untruthful(&repo, &writes);
+    problems.extend(lost_updates(
+        &repo,
+        &writes,
+        &["Wiki-1", "Wiki-2", "Wiki-3"],
+    ));
+    let files = git(&repo, &["ls-tree", "-r", "--name-only", &branch]);
+    for push in &pushed {
+        if !git_status(
+            &repo,
+            &["merge-base", "--is-ancestor", &push.commit, &branch],
+        ) {
+            problems.push(format!(
+                "pushed commit {} ({}) is not on {branch}",
+                push.commit, push.file
+            ));
+        }
+        if !files.lines().any(|f| f == push.file) {
+            problems.push(format!("pushed file {} is not in the tip", push.file));
+        }
+    }
+    assert_no_problems("pushes racing writes", &problems);
+}
+
+struct Pushed {
+    file: String,
+    commit: String,
+    attempts: usize,
+}
+
+/// Commits and pushes `count` files from `clone`; a rejected push is rebased and retried.
+fn push_loop(clone: &Path, branch: &str, count: usize) -> Vec<Pushed> {
+    let mut pushed = Vec::new();
+    for n in 0..count {
+        let file = format!("pushed/{n}.md");
+        std::fs::create_dir_all(clone.join("pushed")).unwrap();
+        std::fs::write(clone.join(&file), format!("push {n}\n")).unwrap();
+        git_in(clone, &["add", &file]);
+        git_in(clone, &["commit", "--quiet", "-m", &format!("push {n}")]);
+        let refspec = format!("HEAD:{branch}");
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let push = git_command(clone, &["push", "--quiet", "origin", &refspec]);
+            if push.status.success() {
+                break;
+            }
+            assert!(
+                attempts < 200,
+                "push {n} was rejected 200 times; last: {}",
+                String::from_utf8_lossy(&push.stderr)
+            );
+            // The branch moved (a wikibot write) or its lock was held: rebase and retry.
+            git_in(clone, &["fetch", "--quiet", "origin"]);
+            let upstream = format!("origin/{}", branch.trim_start_matches("refs/heads/"));
+            git_in(clone, &["rebase", "--quiet", &upstream]);
+        }
+        pushed.push(Pushed {
+            file,
+            commit: git_in(clone, &["rev-parse", "HEAD"]).trim().to_owned(),
+            attempts,
+        });
+    }
+    pushed
+}
