@@ -43,6 +43,8 @@ const STALL: Duration = Duration::from_millis(1500);
 const MIN_STEPS: usize = 8;
 /// Stall runs at once (each in its own repository); stalls are idle time, not CPU.
 const PARALLEL_STALLS: usize = 3;
+/// Runs per step until A stalls at exactly that step.
+const STALL_ATTEMPTS: usize = 3;
 /// A generous bound on "the next write after a death gets through": far above the seconds
 /// the store may take, far below the 60 s stale age and the slack of a loaded CI machine.
 const RESUME_BOUND: Duration = Duration::from_secs(30);
@@ -501,10 +503,12 @@ async fn read_messages(
     }
 }
 
-/// `1234 openat(…` → (1234, "openat"); resumed calls, signals and exits are not entries.
+/// `1234  openat(…` → (1234, "openat"); resumed calls, signals and exits are not entries.
+/// strace pads the thread id to five columns.
 fn parse_entry(line: &str) -> Option<(u32, &str)> {
     let (tid, rest) = line.split_once(' ')?;
     let tid = tid.parse().ok()?;
+    let rest = rest.trim_start_matches(' ');
     let name_len = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|&n| n > 0)?;
@@ -873,7 +877,8 @@ fn delayed_step(trace: &[String], repo: &Path) -> Option<Step> {
 /// write path): writer A stalls at that step for 1.5 s, past the 1 s stale-lock age given to
 /// every writer, while B writes the same page — itself stalled 1.5 s where it publishes, so
 /// a lock of B's exists when A resumes — and C writes another page twice. Every answer of
-/// every run must be true, and A must have stalled at exactly the intended step.
+/// every run must be true, and A must have stalled at exactly the intended step (a step is
+/// run up to three times until it does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_stalled_at_any_step_past_the_stale_age_never_gets_an_untrue_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -888,7 +893,23 @@ async fn a_writer_stalled_at_any_step_past_the_stale_age_never_gets_an_untrue_an
         runs.spawn(async move {
             let _permit = limit.acquire_owned().await.unwrap();
             let (template, learnt, dir) = &*shared;
-            (step, stall_run(step, template, learnt, dir).await)
+            // A run whose stall lands elsewhere (something outside the write, such as a
+            // connection closing, shifted strace's count) is still a valid schedule: its
+            // problems count, and the step is tried again.
+            let mut problems = Vec::new();
+            for attempt in 1..=STALL_ATTEMPTS {
+                let run = stall_run(step, attempt, template, learnt, dir).await;
+                problems.extend(run.problems);
+                match run.missed {
+                    None => return (step, (run.summary, problems)),
+                    Some(missed) if attempt == STALL_ATTEMPTS => {
+                        problems.push(format!("in {attempt} attempts, {missed}"));
+                        return (step, (run.summary, problems));
+                    }
+                    Some(_) => {}
+                }
+            }
+            unreachable!("the last attempt returns")
         });
     }
     let mut reports = BTreeMap::new();
@@ -918,14 +939,24 @@ async fn a_writer_stalled_at_any_step_past_the_stale_age_never_gets_an_untrue_an
     assert_no_problems("writers stalled at each step", &problems);
 }
 
-/// One stall run: returns a summary of the answers and every problem found.
+/// What one stall run found.
+struct StallRun {
+    /// The answers, one line.
+    summary: String,
+    /// Untrue answers, lost updates, fsck findings.
+    problems: Vec<String>,
+    /// Set when A did not stall at the intended step: where it stalled instead.
+    missed: Option<String>,
+}
+
 async fn stall_run(
     step: usize,
+    attempt: usize,
     template: &Path,
     learnt: &Learnt,
     dir: &Path,
-) -> (String, Vec<String>) {
-    let root = dir.join(format!("step-{step}"));
+) -> StallRun {
+    let root = dir.join(format!("step-{step}-{attempt}"));
     let repo = copy_repository(template, &root);
     let spec = stale_after_one_second(&root);
     let target = &learnt.steps[step];
@@ -962,14 +993,14 @@ async fn stall_run(
 
     let mut problems = untruthful(&repo, &writes);
     problems.extend(lost_updates(&repo, &writes, &["Other"]));
-    match delayed_step(&a_lines, &repo) {
-        Some(delayed) if delayed.shape() == target.shape() => {}
-        Some(delayed) => problems.push(format!(
+    let missed = match delayed_step(&a_lines, &repo) {
+        Some(delayed) if delayed.shape() == target.shape() => None,
+        Some(delayed) => Some(format!(
             "A stalled at {} instead: the write path differs from the learnt one",
             delayed.describe()
         )),
-        None => problems.push("A never reached the step: nothing was stalled".to_owned()),
-    }
+        None => Some("A never reached the step: nothing was stalled".to_owned()),
+    };
     let summary = writes
         .iter()
         .skip(1)
@@ -980,7 +1011,11 @@ async fn stall_run(
         })
         .collect::<Vec<_>>()
         .join("; ");
-    (summary, problems)
+    StallRun {
+        summary,
+        problems,
+        missed,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1108,11 +1143,11 @@ enum Kill {
 
 /// With DEFAULT settings (60 s stale age, 10 s budget): over 100 writers are SIGKILLed at
 /// random moments of their write — half of them with their critical section slowed so that
-/// many die holding the lock — and one at every critical-section step while strace stalls it
-/// there, while two survivor processes keep writing. Right after each death a fresh writer's
-/// write must succeed, well inside the stale age (bound: 30 s; the time is printed); at the
-/// end every reported success is on the branch, no saved page content was lost, and fsck is
-/// clean.
+/// many die holding the lock — and one at every critical-section step that names a fixed
+/// path (the lock, the ref) while strace stalls it there, while two survivor processes keep
+/// writing. Right after each death a fresh writer's write must succeed, well inside the stale
+/// age (bound: 30 s; the time is printed); at the end every reported success is on the
+/// branch, no saved page content was lost, and fsck is clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_killed_at_random_points_never_block_the_wiki_or_lose_a_saved_write() {
     const RANDOM_KILLS: usize = 100;
@@ -1177,7 +1212,18 @@ async fn writers_killed_at_random_points_never_block_the_wiki_or_lose_a_saved_wr
         )));
     }
 
-    let critical: Vec<usize> = learnt.critical.clone().collect();
+    // strace can single out a step in a writer whose other calls differ only by a path that
+    // is the same in every write (the lock, the ref), not by a random or content-derived one.
+    let critical: Vec<usize> = learnt
+        .critical
+        .clone()
+        .filter(|&i| shape(&learnt.steps[i].paths[0]) == learnt.steps[i].paths[0])
+        .collect();
+    assert!(
+        !critical.is_empty(),
+        "no critical-section step names a fixed path:\n{}",
+        listing(&learnt.steps)
+    );
     let mut random_kills = 0;
     let mut stalled_kills = 0;
     let mut holding_at_death = 0;
