@@ -1186,11 +1186,16 @@ async fn writers_killed_at_random_points_never_block_the_wiki_or_lose_a_saved_wr
         .await
         .unwrap();
     strace.detach().await;
-    writes.push(Write {
-        page: "Victim".into(),
-        message: "calibrate slowed".into(),
-        answer: answer_of(&slowed_write.json()),
-    });
+    for (message, invocation) in [
+        ("calibrate big", &random_write),
+        ("calibrate slowed", &slowed_write),
+    ] {
+        writes.push(Write {
+            page: "Victim".into(),
+            message: message.into(),
+            answer: answer_of(&invocation.json()),
+        });
+    }
     drop(calibrate);
     let spread = |duration: Duration| {
         let micros = u64::try_from(duration.as_micros())
