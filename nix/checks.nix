@@ -17,14 +17,15 @@ in {
 
   # The external-client tests (MCP Python SDK, conformance suite) are #[ignore]d here: they
   # need packages from PyPI and npm that checks/run installs. The sandbox has no system CA
-  # store, which the HTTPS client loads at start-up: cacert's bundle stands in.
+  # store, which the HTTPS client loads at start-up: cacert's bundle stands in. strace injects
+  # the faults of tests/store_faults.rs (it attaches with ptrace, which the builder must allow).
   nextest = craneLib.cargoNextest (commonArgs
     // {
       inherit cargoArtifacts;
       partitions = 1;
       partitionType = "count";
       cargoNextestPartitionsExtraArgs = "--no-tests=pass";
-      nativeCheckInputs = [pkgs.git pkgs.cacert];
+      nativeCheckInputs = [pkgs.git pkgs.cacert pkgs.strace];
       SSL_CERT_FILE = "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt";
     });
 
