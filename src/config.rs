@@ -12,6 +12,8 @@ pub enum ConfigError {
     NotANumber { name: &'static str, value: String },
     #[error("{name} is not valid UTF-8")]
     NotUnicode { name: &'static str },
+    #[error("{name} must be true or false, got {value:?}")]
+    NotABool { name: &'static str, value: String },
 }
 
 /// An optional non-negative integer setting; unset or empty means "use the default".
@@ -22,6 +24,18 @@ pub fn env_number(name: &'static str) -> Result<Option<u64>, ConfigError> {
             .parse()
             .map(Some)
             .map_err(|_| ConfigError::NotANumber { name, value }),
+    }
+}
+
+/// An optional yes/no setting (`true`/`false`, `1`/`0`); unset or empty means the default.
+pub fn env_bool(name: &'static str) -> Result<Option<bool>, ConfigError> {
+    match env_string(name)? {
+        None => Ok(None),
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(ConfigError::NotABool { name, value }),
+        },
     }
 }
 

@@ -85,6 +85,9 @@ pub struct StoreConfig {
     /// A process reopens a repository it has held this long, letting go of packs that
     /// maintenance retired. Keep it well below the maintenance grace period.
     pub reopen_after: Duration,
+    /// Write a commit's new objects at once, from several threads, so that their round trips
+    /// overlap on EFS; off, they are written one after another on the calling thread.
+    pub parallel_object_writes: bool,
 }
 
 impl StoreConfig {
@@ -107,15 +110,16 @@ impl StoreConfig {
             maintain_after_loose_objects: Self::DEFAULT_MAINTAIN_AFTER_LOOSE_OBJECTS,
             maintenance: MaintainOptions::default(),
             reopen_after: REOPEN_AFTER,
+            parallel_object_writes: true,
         }
     }
 
     /// Reads `WIKIBOT_ROOT` (else `default_root`), `WIKIBOT_WRITE_BUDGET_MS`,
     /// `WIKIBOT_STALE_LOCK_SECS`, `WIKIBOT_MAX_PAGE_BYTES`, `WIKIBOT_HISTORY_BUDGET_MS`,
     /// `WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS`, `WIKIBOT_MAINTENANCE_GRACE_SECS` and
-    /// `WIKIBOT_REOPEN_AFTER_MS`.
+    /// `WIKIBOT_REOPEN_AFTER_MS` and `WIKIBOT_PARALLEL_OBJECT_WRITES`.
     pub fn from_env(default_root: &Path) -> Result<Self, crate::config::ConfigError> {
-        use crate::config::{env_number, env_path};
+        use crate::config::{env_bool, env_number, env_path};
         let mut config = Self::new(env_path("WIKIBOT_ROOT", default_root));
         if let Some(ms) = env_number("WIKIBOT_WRITE_BUDGET_MS")? {
             config.write_budget = Duration::from_millis(ms);
@@ -137,6 +141,9 @@ impl StoreConfig {
         }
         if let Some(ms) = env_number("WIKIBOT_REOPEN_AFTER_MS")? {
             config.reopen_after = Duration::from_millis(ms);
+        }
+        if let Some(parallel) = env_bool("WIKIBOT_PARALLEL_OBJECT_WRITES")? {
+            config.parallel_object_writes = parallel;
         }
         Ok(config)
     }
@@ -478,7 +485,9 @@ impl Wiki {
             };
             let entry = match page_entry(&objects, commit, page) {
                 // The caller's revision: not an object that went missing under us.
-                Err(StoreError::Git(e)) if e.code() == ErrorCode::NotFound && revision.is_some() => {
+                Err(StoreError::Git(e))
+                    if e.code() == ErrorCode::NotFound && revision.is_some() =>
+                {
                     return Err(StoreError::RevisionNotFound(commit.to_string()));
                 }
                 other => other?.ok_or_else(not_found)?,
@@ -609,7 +618,11 @@ impl Wiki {
         if !change.blob_on_disk {
             new_objects.push(&blob);
         }
-        objects::persist_all(&self.path.join("objects"), &new_objects)?;
+        objects::persist_all(
+            &self.path.join("objects"),
+            &new_objects,
+            self.config.parallel_object_writes,
+        )?;
         change.blob_on_disk = true;
 
         let Some(_writer) = self
@@ -686,7 +699,9 @@ impl Wiki {
             }
             .run(&start)
             .map_err(|e| match e {
-                StoreError::Git(e) if e.code() == ErrorCode::NotFound && request.cursor.is_some() => {
+                StoreError::Git(e)
+                    if e.code() == ErrorCode::NotFound && request.cursor.is_some() =>
+                {
                     StoreError::InvalidInput(format!(
                         "the history cursor names a commit this wiki does not have ({})",
                         e.message()
@@ -1050,7 +1065,6 @@ fn may_have_vanished(e: &git2::Error) -> bool {
         || matches!(e.class(), git2::ErrorClass::Odb | git2::ErrorClass::Os)
         || e.code() == ErrorCode::NotFound
 }
-
 
 /// Full-jitter exponential backoff: up to 2 ms, 4 ms, … capped at 128 ms.
 fn backoff(attempt: u32) -> Duration {

@@ -263,13 +263,20 @@ impl<'s> Builder<'s> {
     }
 }
 
-/// Persists `objects` as loose objects, all at once: they are independent, and on EFS their
-/// round trips then overlap instead of adding up.
-pub(crate) fn persist_all(objects_dir: &Path, objects: &[&NewObject]) -> Result<(), StoreError> {
+/// Persists `objects` as loose objects; `parallel`: all at once, since they are independent
+/// and on EFS their round trips then overlap instead of adding up.
+pub(crate) fn persist_all(
+    objects_dir: &Path,
+    objects: &[&NewObject],
+    parallel: bool,
+) -> Result<(), StoreError> {
     let persist_one = |object: &NewObject| {
         persist(objects_dir, object)
             .map_err(|e| StoreError::io(format!("writing object {}", object.id), e))
     };
+    if !parallel {
+        return objects.iter().try_for_each(|object| persist_one(object));
+    }
     let Some((last, rest)) = objects.split_last() else {
         return Ok(());
     };
