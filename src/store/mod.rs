@@ -557,10 +557,19 @@ impl Wiki {
         }
     }
 
-    /// One attempt: read the tip, check the expectation, build the new objects in scratch,
-    /// persist them, and move the branch under the writer mutex.
+    /// One attempt, under the writer mutex: read the tip, check the expectation, build the
+    /// new objects in scratch, persist them, and move the branch. Holding the mutex from the
+    /// tip's read on, no other wikibot writer can move the branch meanwhile: objects are built
+    /// once, on the tip they land on, and only a person's git can make an attempt lose a race.
     fn try_commit(&self, change: &mut Change<'_, '_>) -> Result<Attempt, StoreError> {
         let request = change.request;
+        let Some(_writer) = self
+            .writer
+            .try_lock()
+            .map_err(|e| StoreError::io(format!("locking {}", self.writer.path().display()), e))?
+        else {
+            return Ok(Attempt::Blocked(Holder::LiveWriter));
+        };
         let mut repos = self.fresh_repos()?;
         let Repositories {
             disk,
@@ -625,13 +634,6 @@ impl Wiki {
         )?;
         change.blob_on_disk = true;
 
-        let Some(_writer) = self
-            .writer
-            .try_lock()
-            .map_err(|e| StoreError::io(format!("locking {}", self.writer.path().display()), e))?
-        else {
-            return Ok(Attempt::Blocked(Holder::LiveWriter));
-        };
         let who = format!("{} <{}>", request.author.name(), request.author.email());
         let subject = change.message.lines().next().unwrap_or_default();
         let log_message = match tip {
