@@ -177,6 +177,9 @@ fn the_mount_and_the_backing_directory_hold_the_same_files() {
     append.write_all(b", again").unwrap();
     drop(append);
     assert_eq!(fs::read_to_string(m.b("page.md")).unwrap(), "hello, again");
+    // Overwriting truncates (O_TRUNC travels inside OPEN).
+    fs::write(m.m("direct.md"), "short").unwrap();
+    assert_eq!(fs::read_to_string(m.b("direct.md")).unwrap(), "short");
 
     // mkdir, rename across directories, hard link, unlink, rmdir.
     fs::create_dir(m.m("Dev")).unwrap();
