@@ -65,7 +65,7 @@ fn invoke_explains_missing_bootstraps_and_non_json_events() {
 #[test]
 fn help_names_every_command() {
     let help = String::from_utf8_lossy(&wikibot(&["--help"]).stdout).into_owned();
-    for command in ["serve", "invoke", "bench"] {
+    for command in ["serve", "invoke", "bench", "efs-sim"] {
         assert!(help.contains(command), "{help}");
     }
 }

@@ -1,6 +1,11 @@
 //! `wikibot`: the command line. It runs compiled Lambda bootstraps locally through the
-//! Runtime API emulator (`invoke`) and measures the store and cold starts (`bench`).
+//! Runtime API emulator (`invoke`), measures the store and cold starts (`bench`), and mounts
+//! the EFS latency simulator (`efs-sim`).
 //! Each subcommand parses its arguments, calls the library, and prints; nothing more.
+
+// The simulator is compiled into this binary only, so that no Lambda bootstrap links fuser.
+#[path = "../efs_sim.rs"]
+mod efs_sim;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +56,50 @@ enum Command {
     /// Measure the page store and Lambda cold starts.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Mount a directory through a FUSE pass-through file system that delays every
+    /// operation, to measure what EFS's network round trips cost (needs root and /dev/fuse).
+    ///
+    /// Every request the kernel sends (lookup, getattr, open, read, write, flush, rename,
+    /// link, unlink, readdir, flock, ...) is done on --backing, then answered after
+    /// --delay-ms, as an NFS client on EFS waits one round trip per operation. What the
+    /// kernel may cache is set by --cache. The process stays in the foreground until SIGINT
+    /// or SIGTERM, unmounts, and prints how many operations it delayed, by kind (SIGUSR1
+    /// prints them without stopping). Exit status 3: FUSE is not available here (no
+    /// /dev/fuse, or mounting not permitted).
+    ///
+    /// Example: wikibot efs-sim --backing /srv/wiki --mount /mnt/efs --delay-ms 1
+    EfsSim(EfsSimArgs),
+}
+
+#[derive(Args)]
+struct EfsSimArgs {
+    /// The real directory to serve.
+    #[arg(long, value_name = "DIR")]
+    backing: PathBuf,
+    /// Where to mount it: an existing, empty directory outside --backing.
+    #[arg(long, value_name = "DIR")]
+    mount: PathBuf,
+    /// Delay per operation in milliseconds, e.g. 0.5-3 for EFS; 0 measures FUSE alone.
+    #[arg(long, default_value_t = 1.0, value_name = "MS", value_parser = parse_delay_ms)]
+    delay_ms: f64,
+    /// What the kernel may cache. nfs: attributes and names 3 s for files, 30 s for
+    /// directories and for names that do not exist, file pages kept across opens (an NFS
+    /// client's defaults, close-to-open); none: nothing, every lookup, stat and read reaches
+    /// the file system (pessimistic).
+    #[arg(long, value_enum, default_value = "nfs")]
+    cache: efs_sim::CachePreset,
+    /// Override the preset's cache time for file attributes and names.
+    #[arg(long, value_name = "MS")]
+    attr_ttl_ms: Option<u64>,
+    /// Override the preset's cache time for directories and for names that do not exist.
+    #[arg(long, value_name = "MS")]
+    dir_ttl_ms: Option<u64>,
+    /// Threads answering requests: how many round trips may be in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Also write the counts as JSON to FILE, on exit and on SIGUSR1.
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -286,6 +335,7 @@ fn main() -> ExitCode {
         Command::Invoke(args) => block_on(invoke(args)).and_then(|result| result),
         Command::Maintain(args) => maintain(&args),
         Command::Bench(command) => bench(command),
+        Command::EfsSim(args) => block_on(run_efs_sim(args)).and_then(|result| result),
     };
     match result {
         Ok(code) => code,
@@ -500,6 +550,84 @@ async fn invoke(args: InvokeArgs) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Exit status of `efs-sim` when FUSE cannot be used on this machine.
+const FUSE_UNAVAILABLE: u8 = 3;
+
+async fn run_efs_sim(args: EfsSimArgs) -> CliResult {
+    use efs_sim::{Ending, Signals, SimConfig, Simulator};
+
+    let (file_ttl, dir_ttl) = args.cache.ttls();
+    let config = SimConfig {
+        backing: args.backing,
+        mount: args.mount,
+        delay: Duration::from_secs_f64(args.delay_ms / 1000.0),
+        cache: args.cache,
+        file_ttl: args.attr_ttl_ms.map_or(file_ttl, Duration::from_millis),
+        dir_ttl: args.dir_ttl_ms.map_or(dir_ttl, Duration::from_millis),
+        threads: usize::from(args.threads),
+    };
+    let mut signals = Signals::register().map_err(|e| e.to_string())?;
+    let simulator = match Simulator::mount(&config) {
+        Ok(simulator) => simulator,
+        Err(e) if e.fuse_unavailable() => {
+            eprintln!("wikibot: error: {e}");
+            return Ok(ExitCode::from(FUSE_UNAVAILABLE));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let stats = simulator.stats();
+    println!(
+        "efs-sim: {} mounted at {} ({} ms per operation, cache {}: files {} ms, directories {} ms; {} threads); SIGINT or SIGTERM unmounts",
+        simulator.backing().display(),
+        simulator.mount_point().display(),
+        args.delay_ms,
+        config.cache.name(),
+        config.file_ttl.as_millis(),
+        config.dir_ttl.as_millis(),
+        config.threads,
+    );
+    let write_stats = |snapshot: &efs_sim::StatsSnapshot| -> Result<(), String> {
+        if let Some(path) = &args.stats {
+            let json = serde_json::to_vec_pretty(snapshot).map_err(|e| e.to_string())?;
+            // Written whole under another name, then renamed: a reader never sees half.
+            let partial = path.with_extension("partial");
+            std::fs::write(&partial, json)
+                .and_then(|()| std::fs::rename(&partial, path))
+                .map_err(|e| format!("cannot write --stats {}: {e}", path.display()))?;
+        }
+        Ok(())
+    };
+    let ending = simulator
+        .serve(&mut signals, |stats| {
+            let snapshot = stats.snapshot();
+            eprintln!("efs-sim: {}", snapshot.report());
+            if let Err(e) = write_stats(&snapshot) {
+                eprintln!("wikibot: error: {e}");
+            }
+        })
+        .await;
+    let snapshot = stats.snapshot();
+    eprintln!("efs-sim: {}", snapshot.report());
+    write_stats(&snapshot)?;
+    match ending.map_err(|e| e.to_string())? {
+        Ending::Signal(signal) => eprintln!("efs-sim: {signal}: unmounted"),
+        Ending::UnmountedElsewhere => eprintln!("efs-sim: unmounted by someone else"),
+        Ending::Abandoned => {
+            return Err("quit while the lazily detached mount was still in use".into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_delay_ms(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && (0.0..=60_000.0).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "expected milliseconds from 0 to 60000, got {raw:?}"
+        )),
+    }
 }
 
 fn load_event(raw: &str) -> Result<Vec<u8>, String> {
