@@ -8,6 +8,7 @@ from components.budget import CostBudget
 from components.efs import WikiFileSystem
 from components.egress import Egress
 from components.lambda_functions import LambdaFunctions
+from components.maintenance import WikiMaintenance
 from components.secrets import ProjectSecrets
 from components.settings import Settings
 from components.vpc import Vpc
@@ -27,6 +28,8 @@ storage = WikiFileSystem("wiki-storage", settings, network, opts=opts)
 api = McpApi("mcp-api", settings, opts=opts)
 functions = LambdaFunctions("functions", settings, network, storage, mcp_url=api.mcp_url, opts=opts)
 api.route_to(functions.mcp_server)
+# Maintains the wiki the MCP server serves, through git-probe's `maintain` operation.
+maintenance = WikiMaintenance("maintenance", settings, functions.functions["git-probe"], opts=opts)
 budget = CostBudget("budget", settings, opts=opts)
 secrets = ProjectSecrets("secrets", settings, opts=opts)
 
@@ -36,4 +39,5 @@ pulumi.export("git_probe_function", functions.functions["git-probe"].name)
 pulumi.export("mcp_server_function", functions.mcp_server.name)
 pulumi.export("file_system_id", storage.file_system.id)
 pulumi.export("egress", settings.egress)
+pulumi.export("maintenance_schedule", settings.maintenance_schedule)
 pulumi.export("mcp_auth_token", settings.mcp_auth_token)

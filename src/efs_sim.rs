@@ -7,22 +7,27 @@
 //! module, and nothing else references `fuser`); touch the backing directory beyond what a
 //! caller asks through the mount; judge the numbers (it counts and delays, nothing more).
 //!
-//! The model, one delay per request:
-//! - Charged (one delay each, slept after the operation is done on the backing directory and
-//!   before the answer): lookup, getattr, setattr, readlink, mknod, mkdir, unlink, rmdir,
-//!   symlink, rename, link, open, create, read, write, flush, release, fsync, opendir,
-//!   readdir, releasedir, fsyncdir, statfs, the xattr calls (answered "unsupported"; the
-//!   kernel then stops asking) and flock lock/unlock.
-//! - Data calls are charged: EFS needs a round trip for every uncached read, and without a
-//!   writeback cache each write(2) reaches this process. What the kernel serves from its page
-//!   cache (kept across opens in the `nfs` preset) costs nothing, as on an NFS client.
-//! - close(2) waits for FLUSH, which stands for NFS's CLOSE; RELEASE and RELEASEDIR are sent
-//!   asynchronously, so they are counted but nobody waits for them.
-//! - Not charged: FORGET (no answer), INTERRUPT, INIT, DESTROY, and the calls fuser answers
-//!   "not implemented" itself (fallocate, lseek, copy_file_range, ioctl, poll, bmap; the kernel
-//!   stops asking after the first).
-//! - Known differences from NFSv4: opening a name not in the dentry cache costs LOOKUP + OPEN
-//!   (NFSv4 can do both in one OPEN compound); directory listings cost OPENDIR + READDIR.
+//! The model (`--model nfs`, the default): one delay per round trip the Linux NFS client
+//! would make for the same system calls. FUSE's kernel side sends requests NFS does not, and
+//! those are answered at once and counted as free:
+//! - a LOOKUP whose thread next creates or renames onto that name, or opens what it found:
+//!   NFSv4 opens by name in one OPEN (atomic open), and skips the lookup of an exclusive
+//!   create's or a rename's target; the lookup is charged when the thread's next request is
+//!   anything else (a lookup that is a thread's last request goes uncharged);
+//! - a GETATTR for attributes the kernel was allowed to keep but dropped after a change made
+//!   through this mount: NFS replies carry post-operation attributes (OPEN's included);
+//! - FLUSH on close: NFS sends CLOSE without waiting, and the data already went with the
+//!   WRITEs (there is no writeback cache here, so each write(2) is a WRITE).
+//!
+//! Every other request costs one delay, slept after the operation is done on the backing
+//! directory and before the answer: lookup, getattr, setattr, readlink, mknod, mkdir, unlink,
+//! rmdir, symlink, rename, link, open, create, read, write, release, fsync, opendir, readdir,
+//! releasedir, fsyncdir, statfs, the xattr calls (answered "unsupported"; the kernel then
+//! stops asking) and flock lock/unlock. Reads are charged (EFS needs a round trip for every
+//! uncached read); what the kernel serves from its page cache costs nothing. RELEASE and
+//! RELEASEDIR are sent asynchronously: counted, but nobody waits for them. Not charged at all:
+//! FORGET, INTERRUPT, INIT, DESTROY, and calls fuser answers "not implemented" itself.
+//! `--model every-request` charges every request the kernel sends (a pessimistic bound).
 //!
 //! Locks: flock(2) is served here (one delay per lock and per unlock, as NFS LOCK/LOCKU), on
 //! one backing descriptor per open file description, so its semantics are flock's. A lock
@@ -54,6 +59,17 @@ use fuser::{
     ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+
+/// Which FUSE requests stand for an NFS round trip, as `--model` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Model {
+    /// The round trips the Linux NFS client makes for the same system calls: FUSE's kernel
+    /// side asks for some things NFS never does (see the module documentation), and those
+    /// are counted as free.
+    Nfs,
+    /// Every request the kernel sends costs a round trip (a pessimistic bound).
+    EveryRequest,
+}
 
 /// How much the kernel may cache, as `--cache` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,6 +114,7 @@ pub struct SimConfig {
     pub dir_ttl: Duration,
     /// Threads answering requests: how many round trips may be in flight at once.
     pub threads: usize,
+    pub model: Model,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +255,8 @@ impl Op {
 pub struct Stats {
     delay: Duration,
     counts: [AtomicU64; Op::ALL.len()],
+    /// Requests answered at once because NFS would not make a round trip for them.
+    free: [AtomicU64; Op::ALL.len()],
     slept_ns: AtomicU64,
 }
 
@@ -251,6 +270,8 @@ pub struct StatsSnapshot {
     pub slept_ms: f64,
     /// Delayed requests by kind; kinds never seen are left out.
     pub ops: BTreeMap<&'static str, u64>,
+    /// Requests answered without a delay (the `nfs` model), by kind.
+    pub free: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
@@ -258,6 +279,7 @@ impl Stats {
         Self {
             delay,
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            free: std::array::from_fn(|_| AtomicU64::new(0)),
             slept_ns: AtomicU64::new(0),
         }
     }
@@ -275,17 +297,27 @@ impl Stats {
         self.slept_ns.fetch_add(slept, Ordering::Relaxed);
     }
 
+    /// Counts one `op` answered without a delay.
+    fn count_free(&self, op: Op) {
+        self.free[op as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
-        let ops: BTreeMap<&'static str, u64> = Op::ALL
-            .iter()
-            .map(|&op| (op.name(), self.counts[op as usize].load(Ordering::Relaxed)))
-            .filter(|&(_, n)| n > 0)
-            .collect();
+        let by_kind = |counts: &[AtomicU64; Op::ALL.len()]| -> BTreeMap<&'static str, u64> {
+            Op::ALL
+                .iter()
+                .map(|&op| (op.name(), counts[op as usize].load(Ordering::Relaxed)))
+                .filter(|&(_, n)| n > 0)
+                .collect()
+        };
+        let ops = by_kind(&self.counts);
+        let free = by_kind(&self.free);
         StatsSnapshot {
             delay_ms: self.delay.as_secs_f64() * 1000.0,
             total: ops.values().sum(),
             slept_ms: self.slept_ns.load(Ordering::Relaxed) as f64 / 1e6,
             ops,
+            free,
         }
     }
 }
@@ -640,6 +672,23 @@ impl Nodes {
     }
 }
 
+/// A lookup not yet charged: the directory, the name, and the inode it found (if any).
+struct OwedLookup {
+    parent: u64,
+    name: std::ffi::OsString,
+    found: Option<u64>,
+}
+
+/// What a request does that may settle a thread's owed lookup.
+#[derive(Clone, Copy)]
+enum Settles<'a> {
+    Nothing,
+    /// Creates or renames onto this name in this directory.
+    Names(INodeNo, &'a OsStr),
+    /// Opens this inode.
+    Opens(INodeNo),
+}
+
 enum Handle {
     File(Arc<File>),
     Dir(Arc<Vec<DirItem>>),
@@ -662,6 +711,13 @@ struct PassThrough {
     file_open: FopenFlags,
     dir_open: FopenFlags,
     cache: CachePreset,
+    model: Model,
+    /// Until when the kernel may cache each inode's attributes, as last granted.
+    attributes_granted: Mutex<HashMap<u64, Instant>>,
+    /// Per calling thread: the lookup it just made, charged unless the thread's next request
+    /// opens what it found, or creates or renames onto the name (NFS folds those lookups into
+    /// the OPEN, or skips them for an exclusive create or a rename's target).
+    owed_lookups: Mutex<HashMap<u32, OwedLookup>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -705,7 +761,47 @@ impl PassThrough {
                 FopenFlags::empty()
             },
             cache: config.cache,
+            model: config.model,
+            attributes_granted: Mutex::new(HashMap::new()),
+            owed_lookups: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Charges `op` for the calling thread, first settling a lookup it owes: free when this
+    /// request is what NFS would have folded that lookup into, one more delay otherwise.
+    fn charge(&self, req: &Request, op: Op, settles: Settles<'_>) {
+        let owed = lock(&self.owed_lookups).remove(&req.pid());
+        if let Some(owed) = owed {
+            let folded = match settles {
+                Settles::Nothing => false,
+                Settles::Names(parent, name) => {
+                    parent.0 == owed.parent && name == owed.name.as_os_str()
+                }
+                Settles::Opens(ino) => owed.found == Some(ino.0),
+            };
+            if folded {
+                self.stats.count_free(Op::Lookup);
+            } else {
+                self.stats.charge(Op::Lookup);
+            }
+        }
+        self.stats.charge(op);
+    }
+
+    /// Remembers that the kernel may cache `ino`'s attributes for `ttl` from now.
+    fn granted(&self, ino: u64, ttl: Duration) {
+        if self.model == Model::Nfs {
+            lock(&self.attributes_granted).insert(ino, Instant::now() + ttl);
+        }
+    }
+
+    /// Whether the kernel asks for attributes it was allowed to keep: it dropped them after
+    /// a change this client made, which NFS replies carry (post-operation attributes).
+    fn still_granted(&self, ino: u64) -> bool {
+        self.model == Model::Nfs
+            && lock(&self.attributes_granted)
+                .get(&ino)
+                .is_some_and(|until| Instant::now() < *until)
     }
 
     fn node_fd(&self, id: INodeNo) -> Result<Arc<OwnedFd>, Errno> {
@@ -737,6 +833,7 @@ impl PassThrough {
         match result {
             Ok(attr) => {
                 let ttl = self.ttl(attr.kind);
+                self.granted(attr.ino.0, ttl);
                 reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
             }
             Err(e) => reply.error(e),
@@ -918,7 +1015,20 @@ impl Filesystem for PassThrough {
             let parent = self.node_fd(parent)?;
             self.entry(parent.as_fd(), &c_name(name)?)
         })();
-        self.stats.charge(Op::Lookup);
+        if self.model == Model::Nfs {
+            // Charged when the thread's next request shows what it was for.
+            let found = result.as_ref().ok().map(|attr| attr.ino.0);
+            let owed = OwedLookup {
+                parent: parent.0,
+                name: name.to_owned(),
+                found,
+            };
+            if lock(&self.owed_lookups).insert(_req.pid(), owed).is_some() {
+                self.stats.charge(Op::Lookup);
+            }
+        } else {
+            self.charge(_req, Op::Lookup, Settles::Nothing);
+        }
         match result {
             // A name that does not exist is remembered for the directory TTL, as NFS does.
             Err(e) if e == Errno::ENOENT && !self.dir_ttl.is_zero() => {
@@ -938,10 +1048,15 @@ impl Filesystem for PassThrough {
         let result = self
             .node_fd(ino)
             .and_then(|fd| sys::stat(fd.as_fd()).map_err(Errno::from));
-        self.stats.charge(Op::Getattr);
+        if self.still_granted(ino.0) {
+            self.stats.count_free(Op::Getattr);
+        } else {
+            self.charge(_req, Op::Getattr, Settles::Nothing);
+        }
         match result {
             Ok(st) => {
                 let attr = attr(ino.0, &st);
+                self.granted(ino.0, self.ttl(attr.kind));
                 reply.attr(&self.ttl(attr.kind), &attr);
             }
             Err(e) => reply.error(e),
@@ -975,7 +1090,7 @@ impl Filesystem for PassThrough {
             mtime,
         };
         let result = self.set_attributes(ino, fh, &change);
-        self.stats.charge(Op::Setattr);
+        self.charge(_req, Op::Setattr, Settles::Nothing);
         match result {
             Ok(attr) => reply.attr(&self.ttl(attr.kind), &attr),
             Err(e) => reply.error(e),
@@ -986,7 +1101,7 @@ impl Filesystem for PassThrough {
         let result = self
             .node_fd(ino)
             .and_then(|fd| sys::readlink(fd.as_fd()).map_err(Errno::from));
-        self.stats.charge(Op::Readlink);
+        self.charge(_req, Op::Readlink, Settles::Nothing);
         match result {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(e),
@@ -1009,7 +1124,7 @@ impl Filesystem for PassThrough {
             sys::mknod(parent.as_fd(), &name, mode, rdev)?;
             self.entry(parent.as_fd(), &name)
         })();
-        self.stats.charge(Op::Mknod);
+        self.charge(_req, Op::Mknod, Settles::Names(parent, name));
         self.reply_entry(reply, result);
     }
 
@@ -1028,7 +1143,7 @@ impl Filesystem for PassThrough {
             sys::mkdir(parent.as_fd(), &name, mode)?;
             self.entry(parent.as_fd(), &name)
         })();
-        self.stats.charge(Op::Mkdir);
+        self.charge(_req, Op::Mkdir, Settles::Names(parent, name));
         self.reply_entry(reply, result);
     }
 
@@ -1037,7 +1152,7 @@ impl Filesystem for PassThrough {
             let parent = self.node_fd(parent)?;
             sys::unlink(parent.as_fd(), &c_name(name)?, false).map_err(Errno::from)
         })();
-        self.stats.charge(Op::Unlink);
+        self.charge(_req, Op::Unlink, Settles::Nothing);
         reply_empty(reply, result);
     }
 
@@ -1046,7 +1161,7 @@ impl Filesystem for PassThrough {
             let parent = self.node_fd(parent)?;
             sys::unlink(parent.as_fd(), &c_name(name)?, true).map_err(Errno::from)
         })();
-        self.stats.charge(Op::Rmdir);
+        self.charge(_req, Op::Rmdir, Settles::Nothing);
         reply_empty(reply, result);
     }
 
@@ -1065,7 +1180,7 @@ impl Filesystem for PassThrough {
             sys::symlink(&target, parent.as_fd(), &name)?;
             self.entry(parent.as_fd(), &name)
         })();
-        self.stats.charge(Op::Symlink);
+        self.charge(_req, Op::Symlink, Settles::Names(parent, link_name));
         self.reply_entry(reply, result);
     }
 
@@ -1091,7 +1206,7 @@ impl Filesystem for PassThrough {
             )
             .map_err(Errno::from)
         })();
-        self.stats.charge(Op::Rename);
+        self.charge(_req, Op::Rename, Settles::Names(newparent, newname));
         reply_empty(reply, result);
     }
 
@@ -1110,7 +1225,7 @@ impl Filesystem for PassThrough {
             sys::link(fd.as_fd(), parent.as_fd(), &name)?;
             self.entry(parent.as_fd(), &name)
         })();
-        self.stats.charge(Op::Link);
+        self.charge(_req, Op::Link, Settles::Names(newparent, newname));
         self.reply_entry(reply, result);
     }
 
@@ -1120,9 +1235,13 @@ impl Filesystem for PassThrough {
             let file = sys::reopen(fd.as_fd(), reopen_flags(flags.0))?;
             Ok::<_, Errno>(self.add_handle(Handle::File(Arc::new(file))))
         })();
-        self.stats.charge(Op::Open);
+        self.charge(_req, Op::Open, Settles::Opens(ino));
         match result {
-            Ok(fh) => reply.opened(fh, self.file_open),
+            Ok(fh) => {
+                // An NFS OPEN returns the file's attributes with it.
+                self.granted(ino.0, self.file_ttl);
+                reply.opened(fh, self.file_open)
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -1145,7 +1264,7 @@ impl Filesystem for PassThrough {
             let attr = self.entry(parent.as_fd(), &name)?;
             Ok::<_, Errno>((attr, self.add_handle(Handle::File(Arc::new(file)))))
         })();
-        self.stats.charge(Op::Create);
+        self.charge(_req, Op::Create, Settles::Names(parent, name));
         match result {
             Ok((attr, fh)) => reply.created(
                 &self.ttl(attr.kind),
@@ -1183,7 +1302,7 @@ impl Filesystem for PassThrough {
             buffer.truncate(filled);
             Ok(buffer)
         });
-        self.stats.charge(Op::Read);
+        self.charge(_req, Op::Read, Settles::Nothing);
         match result {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
@@ -1205,7 +1324,7 @@ impl Filesystem for PassThrough {
         let result = self
             .file(fh)
             .and_then(|file| file.write_at(data, offset).map_err(Errno::from));
-        self.stats.charge(Op::Write);
+        self.charge(_req, Op::Write, Settles::Nothing);
         match result {
             Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(e) => reply.error(e),
@@ -1220,7 +1339,13 @@ impl Filesystem for PassThrough {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.stats.charge(Op::Flush);
+        // NFS's CLOSE is sent without waiting, and the data went with the WRITEs (no
+        // writeback cache here), so only the every-request model waits for a flush.
+        if self.model == Model::Nfs {
+            self.stats.count_free(Op::Flush);
+        } else {
+            self.charge(_req, Op::Flush, Settles::Nothing);
+        }
         reply.ok();
     }
 
@@ -1238,7 +1363,7 @@ impl Filesystem for PassThrough {
         // its flock, before the delay: the kernel does not wait for RELEASE.
         let handle = lock(&self.handles).remove(&fh.0);
         drop(handle);
-        self.stats.charge(Op::Release);
+        self.charge(_req, Op::Release, Settles::Nothing);
         reply.ok();
     }
 
@@ -1258,7 +1383,7 @@ impl Filesystem for PassThrough {
             }
             .map_err(Errno::from)
         });
-        self.stats.charge(Op::Fsync);
+        self.charge(_req, Op::Fsync, Settles::Nothing);
         reply_empty(reply, result);
     }
 
@@ -1268,7 +1393,7 @@ impl Filesystem for PassThrough {
             let items = self.read_dir(ino, &fd).map_err(Errno::from)?;
             Ok::<_, Errno>(self.add_handle(Handle::Dir(Arc::new(items))))
         })();
-        self.stats.charge(Op::Opendir);
+        self.charge(_req, Op::Opendir, Settles::Opens(ino));
         match result {
             Ok(fh) => reply.opened(fh, self.dir_open),
             Err(e) => reply.error(e),
@@ -1287,7 +1412,7 @@ impl Filesystem for PassThrough {
             Some(Handle::Dir(items)) => Some(items.clone()),
             _ => None,
         };
-        self.stats.charge(Op::Readdir);
+        self.charge(_req, Op::Readdir, Settles::Nothing);
         let Some(items) = items else {
             reply.error(Errno::EBADF);
             return;
@@ -1311,7 +1436,7 @@ impl Filesystem for PassThrough {
     ) {
         let handle = lock(&self.handles).remove(&fh.0);
         drop(handle);
-        self.stats.charge(Op::Releasedir);
+        self.charge(_req, Op::Releasedir, Settles::Nothing);
         reply.ok();
     }
 
@@ -1332,7 +1457,7 @@ impl Filesystem for PassThrough {
             }
             .map_err(Errno::from)
         });
-        self.stats.charge(Op::Fsyncdir);
+        self.charge(_req, Op::Fsyncdir, Settles::Nothing);
         reply_empty(reply, result);
     }
 
@@ -1340,7 +1465,7 @@ impl Filesystem for PassThrough {
         let result = self
             .node_fd(INodeNo::ROOT)
             .and_then(|fd| sys::statvfs(fd.as_fd()).map_err(Errno::from));
-        self.stats.charge(Op::Statfs);
+        self.charge(_req, Op::Statfs, Settles::Nothing);
         match result {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -1366,7 +1491,7 @@ impl Filesystem for PassThrough {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        self.stats.charge(Op::Xattr);
+        self.charge(_req, Op::Xattr, Settles::Nothing);
         reply.error(Errno::ENOSYS);
     }
 
@@ -1378,17 +1503,17 @@ impl Filesystem for PassThrough {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        self.stats.charge(Op::Xattr);
+        self.charge(_req, Op::Xattr, Settles::Nothing);
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        self.stats.charge(Op::Xattr);
+        self.charge(_req, Op::Xattr, Settles::Nothing);
         reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        self.stats.charge(Op::Xattr);
+        self.charge(_req, Op::Xattr, Settles::Nothing);
         reply.error(Errno::ENOSYS);
     }
 
@@ -1412,7 +1537,7 @@ impl Filesystem for PassThrough {
             libc::F_WRLCK => libc::LOCK_EX,
             libc::F_UNLCK => libc::LOCK_UN,
             _ => {
-                self.stats.charge(Op::Lock);
+                self.charge(_req, Op::Lock, Settles::Nothing);
                 reply.error(Errno::EINVAL);
                 return;
             }
@@ -1420,7 +1545,7 @@ impl Filesystem for PassThrough {
         let file = match self.file(fh) {
             Ok(file) => file,
             Err(e) => {
-                self.stats.charge(Op::Lock);
+                self.charge(_req, Op::Lock, Settles::Nothing);
                 reply.error(e);
                 return;
             }
@@ -1428,7 +1553,7 @@ impl Filesystem for PassThrough {
         let first = sys::flock(file.as_fd(), operation | libc::LOCK_NB);
         let busy = matches!(&first, Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK));
         if !(sleep && busy) {
-            self.stats.charge(Op::Lock);
+            self.charge(_req, Op::Lock, Settles::Nothing);
             reply_empty(reply, first.map_err(Errno::from));
             return;
         }

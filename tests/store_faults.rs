@@ -1257,7 +1257,13 @@ async fn writers_killed_at_random_points_never_block_the_wiki_or_lose_a_saved_wr
         } else {
             Kill::SlowedCriticalSection
         };
-        let mut victim = ready(spec.clone()).await;
+        // A victim stalled at a learnt step writes as the learner did, all on one thread:
+        // strace holding one thread of a multi-threaded process in its delay keeps that
+        // process (and its locks) alive past SIGKILL, which no real death does.
+        let mut victim = match kind {
+            Kill::Stalled(_) => ready(sequential(spec.clone())).await,
+            _ => ready(spec.clone()).await,
+        };
         let mut next = ready(spec.clone()).await;
         let message = format!("victim {round}");
         let pid = victim.pid().unwrap();

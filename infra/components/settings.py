@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,11 @@ FUNCTIONS = ("efs-probe", "git-probe", "mcp-server")
 # stack config: a Nix store path written into Pulumi.<stack>.yaml would go stale.
 ZIPS_ENV = "WIKIBOT_LAMBDA_ZIPS"
 MOUNT_PATH = "/mnt/efs"
+# EventBridge schedule expressions: `rate(N unit)` (singular unit for 1, plural otherwise) or
+# `cron(minutes hours day-of-month month day-of-week year)`; `off` turns the schedule off.
+MAINTENANCE_OFF = "off"
+RATE_EXPRESSION = re.compile(r"rate\(([1-9][0-9]*) (minute|hour|day)(s?)\)")
+CRON_EXPRESSION = re.compile(r"cron\(([^()]*)\)")
 
 
 class SettingsError(Exception):
@@ -46,6 +52,7 @@ class Settings:
     budget_email: str
     log_retention_days: int
     efs_one_zone: bool
+    maintenance_schedule: str
     zips_dir: str | None
     workos_api_key: pulumi.Output[str]
     mcp_auth_token: pulumi.Output[str]
@@ -58,6 +65,10 @@ class Settings:
     def prefix(self) -> str:
         """Name prefix for resources whose names must be unique in the account."""
         return f"wikibot-{self.stack}"
+
+    @property
+    def maintenance_enabled(self) -> bool:
+        return self.maintenance_schedule != MAINTENANCE_OFF
 
     @property
     def stale_lock_seconds(self) -> int:
@@ -101,6 +112,7 @@ class Settings:
             budget_email=config.require("budget_email"),
             log_retention_days=config.get_int("log_retention_days") or 14,
             efs_one_zone=config.get_bool("efs_one_zone") if config.get("efs_one_zone") is not None else True,
+            maintenance_schedule=config.get("maintenance_schedule") or "rate(15 minutes)",
             zips_dir=os.environ.get(ZIPS_ENV) or None,
             workos_api_key=config.require_secret("workos_api_key"),
             mcp_auth_token=config.require_secret("mcp_auth_token"),
@@ -128,3 +140,30 @@ class Settings:
             raise SettingsError("public_subnet_cidr and private_subnet_cidr must not overlap")
         if "@" not in self.budget_email:
             raise SettingsError(f"budget_email must be an e-mail address, not {self.budget_email!r}")
+        if self.maintenance_enabled:
+            _check_schedule("maintenance_schedule", self.maintenance_schedule)
+
+
+def _check_schedule(setting: str, expression: str) -> None:
+    """Refuses what EventBridge would refuse at deploy time, naming the setting."""
+    usage = (
+        f"{setting} must be `rate(N unit)` (e.g. `rate(15 minutes)`, `rate(1 hour)`), "
+        f"`cron(minutes hours day-of-month month day-of-week year)` or `{MAINTENANCE_OFF}`"
+    )
+    if rate := RATE_EXPRESSION.fullmatch(expression):
+        count, unit, plural = rate.groups()
+        if (count == "1") == bool(plural):
+            raise SettingsError(
+                f"{setting}: EventBridge wants `rate(1 {unit})` for one {unit} and a plural unit "
+                f"otherwise (`rate(N {unit}s)`), not {expression!r}"
+            )
+    elif cron := CRON_EXPRESSION.fullmatch(expression):
+        fields = cron.group(1).split()
+        if len(fields) != 6:
+            raise SettingsError(f"{usage}; a cron expression has six fields, not {len(fields)} in {expression!r}")
+        if "?" not in (fields[2], fields[4]):
+            raise SettingsError(
+                f"{setting}: one of day-of-month and day-of-week must be `?` in {expression!r}"
+            )
+    else:
+        raise SettingsError(f"{usage}, not {expression!r}")

@@ -33,7 +33,7 @@ def test_the_stage_has_xray_and_the_api_may_invoke_the_function(dev):
     assert stage.inputs["deployment"] == deployment.id
     mcp_server = dev.one("aws:lambda/function:Function", "mcp-server")
     assert deployment.inputs["triggers"]["target"].endswith(f"/{mcp_server.name}/invocations"), "redeploy on a new target"
-    permission = dev.one("aws:lambda/permission:Permission")
+    permission = dev.one("aws:lambda/permission:Permission", "mcp-api")
     assert permission.inputs["principal"] == "apigateway.amazonaws.com"
     assert permission.inputs["action"] == "lambda:InvokeFunction"
     assert permission.inputs["function"] == "wikibot-dev-mcp-server"

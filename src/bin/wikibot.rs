@@ -88,6 +88,13 @@ struct EfsSimArgs {
     /// the file system (pessimistic).
     #[arg(long, value_enum, default_value = "nfs")]
     cache: efs_sim::CachePreset,
+    /// Which requests cost a round trip. nfs: those the Linux NFS client would send for the
+    /// same system calls (a lookup that finds a name missing just before it is created,
+    /// attributes the kernel re-asks for after a local change, and flushes on close are
+    /// free: NFS folds them into the create, the reply, and an unwaited CLOSE);
+    /// every-request: every request FUSE sends (pessimistic).
+    #[arg(long, value_enum, default_value = "nfs")]
+    model: efs_sim::Model,
     /// Override the preset's cache time for file attributes and names.
     #[arg(long, value_name = "MS")]
     attr_ttl_ms: Option<u64>,
@@ -567,6 +574,7 @@ async fn run_efs_sim(args: EfsSimArgs) -> CliResult {
         file_ttl: args.attr_ttl_ms.map_or(file_ttl, Duration::from_millis),
         dir_ttl: args.dir_ttl_ms.map_or(dir_ttl, Duration::from_millis),
         threads: usize::from(args.threads),
+        model: args.model,
     };
     let mut signals = Signals::register().map_err(|e| e.to_string())?;
     let simulator = match Simulator::mount(&config) {

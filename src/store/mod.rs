@@ -627,12 +627,18 @@ impl Wiki {
         if !change.blob_on_disk {
             new_objects.push(&blob);
         }
-        objects::persist_all(
-            &self.path.join("objects"),
-            &new_objects,
-            self.config.parallel_object_writes,
-        )?;
+        let taken = self.persist_and_lock(branch, commit.id, &new_objects)?;
         change.blob_on_disk = true;
+        let held = match taken {
+            refs::Taken::Held(held) => held,
+            refs::Taken::Foreign { age } => {
+                return Ok(Attempt::Blocked(Holder::ForeignLock {
+                    lock: format!("{branch}.lock"),
+                    age,
+                    stale_after: self.config.stale_lock_after,
+                }));
+            }
+        };
 
         let who = format!("{} <{}>", request.author.name(), request.author.email());
         let subject = change.message.lines().next().unwrap_or_default();
@@ -645,15 +651,9 @@ impl Wiki {
             seconds: change.seconds,
             message: &log_message,
         };
-        let swap = refs::compare_and_swap(
-            &self.path,
-            branch,
-            tip,
-            commit.id,
-            self.config.stale_lock_after,
-            (reflog, &entry),
-        )
-        .map_err(|e| StoreError::io(format!("updating {branch}"), e))?;
+        let swap = held
+            .commit(&self.path, branch, tip, commit.id, (reflog, &entry))
+            .map_err(|e| StoreError::io(format!("updating {branch}"), e))?;
         let done = Attempt::Done(WriteOutcome {
             revision: Revision(commit.id),
             changed: true,
@@ -661,21 +661,56 @@ impl Wiki {
         });
         Ok(match swap {
             Swap::Done => done,
-            Swap::Moved => Attempt::LostRace,
-            // Someone renamed our lock file into place (or removed it): the branch says
+            // Someone renamed our lock file into place early, or removed it: the branch says
             // whether our commit is on it.
-            Swap::Vanished(Some(now))
+            Swap::Moved(Some(now)) | Swap::Vanished(Some(now))
                 if now == commit.id || disk.graph_descendant_of(now, commit.id)? =>
             {
                 done
             }
-            Swap::Vanished(_) => Attempt::LostRace,
-            Swap::ForeignLock { age } => Attempt::Blocked(Holder::ForeignLock {
-                lock: format!("{branch}.lock"),
-                age,
-                stale_after: self.config.stale_lock_after,
-            }),
+            Swap::Moved(_) | Swap::Vanished(_) => Attempt::LostRace,
         })
+    }
+
+    /// Writes the new objects and takes git's lock on the branch (holding the new commit), at
+    /// once when the store writes in parallel: both are round trips, and nothing reads the
+    /// lock's content before the objects are written (docs/decisions/0003-ref-updates.md).
+    fn persist_and_lock(
+        &self,
+        branch: &str,
+        commit: Oid,
+        new_objects: &[&NewObject],
+    ) -> Result<refs::Taken, StoreError> {
+        let objects_dir = self.path.join("objects");
+        let lock = || {
+            refs::lock(&self.path, branch, commit, self.config.stale_lock_after)
+                .map_err(|e| StoreError::io(format!("locking {branch}"), e))
+        };
+        let (persisted, taken) = if self.config.parallel_object_writes {
+            std::thread::scope(|scope| {
+                let locking = scope.spawn(lock);
+                let persisted = objects::persist_all(&objects_dir, new_objects, true);
+                let taken = locking.join().unwrap_or_else(|_| {
+                    Err(StoreError::io(
+                        format!("locking {branch}"),
+                        std::io::Error::other("the locking thread panicked"),
+                    ))
+                });
+                (persisted, taken)
+            })
+        } else {
+            let persisted = objects::persist_all(&objects_dir, new_objects, false);
+            (persisted, lock())
+        };
+        match (persisted, taken) {
+            (Ok(()), taken) => taken,
+            (Err(e), Ok(refs::Taken::Held(held))) => {
+                held.release()
+                    .map_err(|e| StoreError::io(format!("unlocking {branch}"), e))?;
+                Err(e)
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Newest-first commits of the whole wiki, or of one page, exactly as `git log` and

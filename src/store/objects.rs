@@ -302,7 +302,8 @@ pub(crate) fn persist_all(
 
 /// Persists `object` under `objects_dir` as a loose object: deflated `<kind> <size>\0<data>`
 /// at `xx/yyyy…`, written to a temporary file and renamed into place. The temporary name
-/// starts with `tmp_obj_`, which `git gc` cleans up if a writer dies in between.
+/// starts with `tmp_obj_`, which maintenance (and `git gc`) clean up if a writer dies in
+/// between.
 pub(crate) fn persist(objects_dir: &Path, object: &NewObject) -> io::Result<()> {
     let mut encoder = flate2::write::ZlibEncoder::new(
         Vec::with_capacity(object.data.len() / 2 + 64),
@@ -314,18 +315,19 @@ pub(crate) fn persist(objects_dir: &Path, object: &NewObject) -> io::Result<()> 
 
     let hex = object.id.to_string();
     let (fanout, rest) = hex.split_at(2);
-    let temporary = objects_dir.join(format!("tmp_obj_wikibot_{:016x}", fastrand::u64(..)));
-    let target = objects_dir.join(fanout).join(rest);
-    write_new(&temporary, &deflated, 0o444)?;
-    let placed = match std::fs::rename(&temporary, &target) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            match std::fs::create_dir(objects_dir.join(fanout)) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-                _ => std::fs::rename(&temporary, &target),
-            }
-        }
-        other => other,
-    };
+    // The temporary file lives in the object's own fan-out directory, as git's do: the
+    // rename stays in one directory, and objects bound for different directories do not
+    // queue on one directory's lock (the kernel serialises changes to a directory).
+    let dir = objects_dir.join(fanout);
+    let temporary = dir.join(format!("tmp_obj_wikibot_{:016x}", fastrand::u64(..)));
+    match write_new(&temporary, &deflated, 0o444) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => write_new(&temporary, &deflated, 0o444)?,
+        },
+        other => other?,
+    }
+    let placed = std::fs::rename(&temporary, dir.join(rest));
     if placed.is_err() {
         let _ = remove_if_present(&temporary);
     }

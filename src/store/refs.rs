@@ -30,15 +30,12 @@ const OUR_LOCK_MODE: u32 = 0o444;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Swap {
     Done,
-    /// The ref no longer has the expected value; nothing was changed.
-    Moved,
+    /// The ref no longer has the expected value (it has this one); nothing was changed by
+    /// this call, though someone may have published our lock file early.
+    Moved(Option<Oid>),
     /// Our lock file vanished before the rename: someone else's late rename may have published
     /// it. The ref's value now is carried so the caller can tell whether our commit landed.
     Vanished(Option<Oid>),
-    /// Another program (not wikibot) holds `<ref>.lock`.
-    ForeignLock {
-        age: Duration,
-    },
 }
 
 /// One line for the ref's reflog, written when the update lands (git's rules decide whether
@@ -126,65 +123,38 @@ fn read_small(path: &Path) -> io::Result<Vec<u8>> {
     Ok(buffer[..filled].to_vec())
 }
 
-/// Points `name` at `new` if it still points at `expected` (`None`: must not exist). The
-/// caller holds the writer mutex. A lock file left by a dead wikibot writer is removed; one of
-/// another program's is removed only once it is older than `stale_after`.
-pub(crate) fn compare_and_swap(
-    git_dir: &Path,
-    name: &str,
-    expected: Option<Oid>,
-    new: Oid,
-    stale_after: Duration,
-    reflog: (&Reflog, &ReflogEntry<'_>),
-) -> io::Result<Swap> {
-    let path = git_dir.join(name);
-    let lock = git_dir.join(format!("{name}.lock"));
-    if let Some(age) = take_lock(&lock, new, stale_after)? {
-        return Ok(Swap::ForeignLock { age });
-    }
-    // From here the lock is ours: every path below releases it or renames it into place.
-    let current = match read(git_dir, name) {
-        Ok(current) => current,
-        Err(e) => {
-            remove_if_present(&lock)?;
-            return Err(e);
-        }
-    };
-    if current != expected {
-        remove_if_present(&lock)?;
-        return Ok(Swap::Moved);
-    }
-    let (log, entry) = reflog;
-    if let Err(e) = log.write(expected, new, entry) {
-        // git refuses a ref update whose reflog it cannot write; so do we.
-        remove_if_present(&lock)?;
-        return Err(e);
-    }
-    match std::fs::rename(&lock, &path) {
-        Ok(()) => Ok(Swap::Done),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Swap::Vanished(read(git_dir, name)?)),
-        Err(e) => {
-            // The rename may have happened even though it reported failure (NFS replies can be
-            // lost and the call retried): the ref itself says.
-            if read(git_dir, name)? == Some(new) {
-                return Ok(Swap::Done);
-            }
-            remove_if_present(&lock)?;
-            Err(e)
-        }
-    }
+/// git's lock on a ref, held by us.
+pub(crate) struct RefLock {
+    lock: PathBuf,
 }
 
-/// Creates `lock` holding `new`, clearing a dead wikibot writer's lock and a stale foreign
-/// one on the way. Returns the age of a live foreign lock that stops us.
-fn take_lock(lock: &Path, new: Oid, stale_after: Duration) -> io::Result<Option<Duration>> {
-    let content = format!("{new}\n");
+/// What trying to lock a ref found.
+pub(crate) enum Taken {
+    Held(RefLock),
+    /// Another program (not wikibot) holds `<ref>.lock`.
+    Foreign {
+        age: Duration,
+    },
+}
+
+/// Takes git's lock on ref `name`, the lock file holding `new`, the value [`RefLock::commit`]
+/// will give the ref. The caller holds the writer mutex. A lock file left by a dead wikibot
+/// writer is removed; one of another program's is removed only once it is older than
+/// `stale_after`.
+pub(crate) fn lock(
+    git_dir: &Path,
+    name: &str,
+    new: Oid,
+    stale_after: Duration,
+) -> io::Result<Taken> {
+    let lock = git_dir.join(format!("{name}.lock"));
+    let line = format!("{new}\n");
     let mut made_parent = false;
     // Each turn either takes the lock, or removes one obstacle; two obstacles in a row
     // (someone keeps recreating it) are answered as a foreign lock.
     for _ in 0..3 {
-        match write_new(lock, content.as_bytes(), OUR_LOCK_MODE) {
-            Ok(()) => return Ok(None),
+        match write_new(&lock, line.as_bytes(), OUR_LOCK_MODE) {
+            Ok(()) => return Ok(Taken::Held(RefLock { lock })),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !made_parent => {
                 // `refs/heads/` can be missing: tools that drop empty directories, or a
                 // repository whose refs are all packed. git recreates it; so do we.
@@ -194,25 +164,85 @@ fn take_lock(lock: &Path, new: Oid, stale_after: Duration) -> io::Result<Option<
                 made_parent = true;
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                match LockFile::inspect(lock)? {
+                match LockFile::inspect(&lock)? {
                     None => {}
                     Some(found) if found.is_ours() => {
                         // We hold the writer mutex, so the wikibot writer that made it is dead.
-                        found.remove_if_unchanged(lock)?;
+                        found.remove_if_unchanged(&lock)?;
                         tracing::warn!(lock = %lock.display(), "removed the lock of a dead wikibot writer");
                     }
                     Some(found) if found.age() >= stale_after => {
-                        found.remove_if_unchanged(lock)?;
+                        found.remove_if_unchanged(&lock)?;
                         tracing::warn!(lock = %lock.display(), age_s = found.age().as_secs(),
                             "removed an abandoned lock of another program");
                     }
-                    Some(found) => return Ok(Some(found.age())),
+                    Some(found) => return Ok(Taken::Foreign { age: found.age() }),
                 }
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(LockFile::inspect(lock)?.map(|found| found.age()))
+    Ok(match LockFile::inspect(&lock)? {
+        Some(found) => Taken::Foreign { age: found.age() },
+        None => Taken::Foreign {
+            age: Duration::ZERO,
+        },
+    })
+}
+
+impl RefLock {
+    /// Points the ref at `new` (what the lock file holds) if it still points at `expected`
+    /// (`None`: must not exist): checks the ref, appends the reflog line if git's rules ask
+    /// for one, and renames the lock over the ref.
+    pub(crate) fn commit(
+        self,
+        git_dir: &Path,
+        name: &str,
+        expected: Option<Oid>,
+        new: Oid,
+        reflog: (&Reflog, &ReflogEntry<'_>),
+    ) -> io::Result<Swap> {
+        let Self { lock } = self;
+        // From here the lock is ours: every path below releases it or renames it into place.
+        let current = match read(git_dir, name) {
+            Ok(current) => current,
+            Err(e) => {
+                remove_if_present(&lock)?;
+                return Err(e);
+            }
+        };
+        if current != expected {
+            remove_if_present(&lock)?;
+            return Ok(Swap::Moved(current));
+        }
+        let (log, entry) = reflog;
+        if let Err(e) = log.write(expected, new, entry) {
+            // git refuses a ref update whose reflog it cannot write; so do we.
+            remove_if_present(&lock)?;
+            return Err(e);
+        }
+        let path = git_dir.join(name);
+        match std::fs::rename(&lock, &path) {
+            Ok(()) => Ok(Swap::Done),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(Swap::Vanished(read(git_dir, name)?))
+            }
+            Err(e) => {
+                // The rename may have happened even though it reported failure (NFS replies
+                // can be lost and the call retried): the ref itself says.
+                if read(git_dir, name)? == Some(new) {
+                    return Ok(Swap::Done);
+                }
+                remove_if_present(&lock)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives the lock up without changing the ref.
+    pub(crate) fn release(self) -> io::Result<()> {
+        remove_if_present(&self.lock)
+    }
 }
 
 /// A lock file found in our way.
@@ -327,21 +357,30 @@ mod tests {
         dir
     }
 
-    fn swap(dir: &Path, expected: Option<Oid>, new: Oid) -> Swap {
+    /// Points MAIN at `new` if it points at `expected`; `None` when a foreign lock stops it.
+    fn swap(dir: &Path, expected: Option<Oid>, new: Oid) -> Option<Swap> {
+        swap_logged(dir, expected, new, &Reflog::default(), "commit: x")
+    }
+
+    fn swap_logged(
+        dir: &Path,
+        expected: Option<Oid>,
+        new: Oid,
+        log: &Reflog,
+        message: &str,
+    ) -> Option<Swap> {
         let entry = ReflogEntry {
             who: "Ada <ada@example.com>",
             seconds: 1_700_000_000,
-            message: "commit: x",
+            message,
         };
-        compare_and_swap(
-            dir,
-            MAIN,
-            expected,
-            new,
-            STALE,
-            (&Reflog::default(), &entry),
-        )
-        .unwrap()
+        match lock(dir, MAIN, new, STALE).unwrap() {
+            Taken::Held(held) => Some(
+                held.commit(dir, MAIN, expected, new, (log, &entry))
+                    .unwrap(),
+            ),
+            Taken::Foreign { .. } => None,
+        }
     }
 
     fn age(path: &Path, by: Duration) {
@@ -353,11 +392,17 @@ mod tests {
     fn swaps_only_from_the_expected_value() {
         let dir = git_dir();
         assert_eq!(read(dir.path(), MAIN).unwrap(), None);
-        assert_eq!(swap(dir.path(), None, oid(1)), Swap::Done);
+        assert_eq!(swap(dir.path(), None, oid(1)), Some(Swap::Done));
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
-        assert_eq!(swap(dir.path(), None, oid(2)), Swap::Moved);
-        assert_eq!(swap(dir.path(), Some(oid(9)), oid(2)), Swap::Moved);
-        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Swap::Done);
+        assert_eq!(
+            swap(dir.path(), None, oid(2)),
+            Some(Swap::Moved(Some(oid(1))))
+        );
+        assert_eq!(
+            swap(dir.path(), Some(oid(9)), oid(2)),
+            Some(Swap::Moved(Some(oid(1))))
+        );
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Some(Swap::Done));
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
         assert!(
             !dir.path().join("refs/heads/main.lock").exists(),
@@ -373,26 +418,56 @@ mod tests {
 
         // A person's git holds the lock (git creates it writable).
         std::fs::write(&lock, "").unwrap();
-        assert!(matches!(
-            swap(dir.path(), Some(oid(1)), oid(2)),
-            Swap::ForeignLock { .. }
-        ));
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), None, "stopped");
         assert!(lock.exists());
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
         age(&lock, STALE + Duration::from_secs(1));
-        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Swap::Done);
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Some(Swap::Done));
 
         // A wikibot writer died holding it: read-only, however fresh.
         write_new(&lock, format!("{}\n", oid(7)).as_bytes(), OUR_LOCK_MODE).unwrap();
-        assert_eq!(swap(dir.path(), Some(oid(2)), oid(3)), Swap::Done);
+        assert_eq!(swap(dir.path(), Some(oid(2)), oid(3)), Some(Swap::Done));
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(3)));
         assert!(!lock.exists());
     }
 
     #[test]
+    fn a_lock_renamed_early_by_someone_else_counts_as_landed_only_if_it_did() {
+        let dir = git_dir();
+        swap(dir.path(), None, oid(1));
+        let Taken::Held(held) = lock(dir.path(), MAIN, oid(2), STALE).unwrap() else {
+            panic!("free")
+        };
+        // A late rename of a dead writer's, reaching the server now, takes our lock file.
+        let lock_path = dir.path().join("refs/heads/main.lock");
+        std::fs::rename(&lock_path, dir.path().join(MAIN)).unwrap();
+        let entry = ReflogEntry {
+            who: "Ada <ada@example.com>",
+            seconds: 1,
+            message: "m",
+        };
+        let swap = held
+            .commit(
+                dir.path(),
+                MAIN,
+                Some(oid(1)),
+                oid(2),
+                (&Reflog::default(), &entry),
+            )
+            .unwrap();
+        assert_eq!(
+            swap,
+            Swap::Moved(Some(oid(2))),
+            "the ref moved, to our commit"
+        );
+        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
+        assert!(!lock_path.exists());
+    }
+
+    #[test]
     fn a_missing_refs_heads_directory_is_recreated() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(swap(dir.path(), None, oid(1)), Swap::Done);
+        assert_eq!(swap(dir.path(), None, oid(1)), Some(Swap::Done));
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
     }
 
@@ -407,7 +482,7 @@ mod tests {
         );
         std::fs::write(dir.path().join("packed-refs"), packed).unwrap();
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
-        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Swap::Done);
+        assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Some(Swap::Done));
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
     }
 
@@ -430,7 +505,7 @@ mod tests {
             seconds: 1_700_000_000,
             message: "commit (initial): Home\nbody",
         };
-        compare_and_swap(dir.path(), MAIN, None, oid(1), STALE, (&log, &entry)).unwrap();
+        swap_logged(dir.path(), None, oid(1), &log, entry.message).unwrap();
         let line = std::fs::read_to_string(dir.path().join("logs/refs/heads/main")).unwrap();
         assert_eq!(
             line,
