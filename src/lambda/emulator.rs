@@ -234,7 +234,8 @@ impl RunningFunction {
         })
     }
 
-    /// Invokes the function with the spec's timeout.
+    /// Invokes the function with the spec's timeout and a fresh sampled trace header, as
+    /// Lambda with active tracing does.
     pub async fn invoke(&mut self, event: &[u8]) -> Result<Invocation, EmulatorError> {
         self.invoke_with_timeout(event, self.spec.timeout).await
     }
@@ -243,6 +244,18 @@ impl RunningFunction {
     pub async fn invoke_with_timeout(
         &mut self,
         event: &[u8],
+        timeout: Duration,
+    ) -> Result<Invocation, EmulatorError> {
+        let trace = trace_header(true);
+        self.invoke_traced(event, Some(&trace), timeout).await
+    }
+
+    /// Invokes the function with `trace_header` as its `Lambda-Runtime-Trace-Id` (none sent
+    /// for `None`); past `timeout` it is killed with SIGKILL, as Lambda does.
+    pub async fn invoke_traced(
+        &mut self,
+        event: &[u8],
+        trace_header: Option<&str>,
         timeout: Duration,
     ) -> Result<Invocation, EmulatorError> {
         if event.len() > MAX_PAYLOAD_BYTES {
@@ -260,6 +273,7 @@ impl RunningFunction {
             request_id: request_id.clone(),
             body: Bytes::copy_from_slice(event),
             deadline_ms,
+            trace_header: trace_header.map(str::to_owned),
             reply,
         };
         if self.api.queue.send(pending).is_err() {
@@ -422,6 +436,8 @@ struct Pending {
     request_id: String,
     body: Bytes,
     deadline_ms: u128,
+    /// `Lambda-Runtime-Trace-Id`; none is sent when absent.
+    trace_header: Option<String>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -474,7 +490,9 @@ async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> (StatusCode, Hea
         "lambda-runtime-invoked-function-arn",
         api.function_arn.clone(),
     );
-    set("lambda-runtime-trace-id", trace_header());
+    if let Some(trace) = &pending.trace_header {
+        set("lambda-runtime-trace-id", trace.clone());
+    }
     set("content-type", "application/json".to_owned());
     lock(&api.in_flight).insert(pending.request_id, pending.reply);
     (StatusCode::OK, headers, pending.body)
@@ -562,12 +580,15 @@ fn request_id() -> String {
     )
 }
 
-fn trace_header() -> String {
+/// A fresh X-Ray trace header as Lambda sends one with each event: a new trace root, the
+/// id of the function's segment as parent, and the sampling decision.
+pub fn trace_header(sampled: bool) -> String {
     let seconds = epoch_millis(SystemTime::now()) / 1000;
     format!(
-        "Root=1-{seconds:08x}-{:024x};Parent={:016x};Sampled=0",
+        "Root=1-{seconds:08x}-{:024x};Parent={:016x};Sampled={}",
         fastrand::u128(..) & ((1u128 << 96) - 1),
-        fastrand::u64(..)
+        fastrand::u64(..),
+        u8::from(sampled)
     )
 }
 
@@ -610,11 +631,15 @@ mod tests {
 
     #[test]
     fn trace_header_has_root_parent_and_sampling() {
-        let header = trace_header();
-        let parts: Vec<&str> = header.split(';').collect();
-        assert!(parts[0].starts_with("Root=1-") && parts[0].len() == "Root=1-".len() + 8 + 1 + 24);
-        assert!(parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16);
-        assert_eq!(parts[2], "Sampled=0");
+        for (sampled, flag) in [(true, "Sampled=1"), (false, "Sampled=0")] {
+            let header = trace_header(sampled);
+            let parts: Vec<&str> = header.split(';').collect();
+            assert!(
+                parts[0].starts_with("Root=1-") && parts[0].len() == "Root=1-".len() + 8 + 1 + 24
+            );
+            assert!(parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16);
+            assert_eq!(parts[2], flag);
+        }
     }
 
     #[test]
