@@ -291,6 +291,11 @@ enum BenchCommand {
         count: usize,
         #[arg(long, default_value = "bench")]
         wiki: String,
+        /// Let writes maintain the repository past this many loose objects, as the functions
+        /// do (512); the default 0 measures the write path alone (time `wikibot maintain` for
+        /// what maintenance costs).
+        #[arg(long, default_value_t = 0, value_name = "OBJECTS")]
+        maintain_after: usize,
         /// Print a JSON summary instead of text.
         #[arg(long)]
         json: bool,
@@ -705,10 +710,14 @@ fn bench(command: BenchCommand) -> CliResult {
             op,
             count,
             wiki,
+            maintain_after,
             json,
         } => {
             let name = WikiName::parse(&wiki).map_err(|e| e.to_string())?;
-            let store = Store::new(StoreConfig::new(&root));
+            let mut config = StoreConfig::from_env(&root).map_err(|e| e.to_string())?;
+            config.root = root.clone();
+            config.maintain_after_loose_objects = maintain_after;
+            let store = Store::new(config);
             let wiki = store.open(&name).map_err(|e| {
                 format!(
                     "{e} (under {}; run `wikibot bench prepare --root {}` first)",
