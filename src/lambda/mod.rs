@@ -6,6 +6,7 @@
 //! keep per-request state between invocations beyond the counters here.
 
 pub mod emulator;
+pub mod xray;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ pub fn init_logging() {
         .with_target(false)
         .without_time();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry();
+    let registry = tracing_subscriber::registry().with(xray::XrayLayer::from_env());
     // A second initialisation (tests) keeps the first subscriber.
     let _ = if json {
         registry.with(layer.json().with_filter(filter)).try_init()
@@ -105,14 +106,16 @@ pub fn never_log_events() -> tracing_subscriber::filter::Targets {
         .with_target("lambda_http", LevelFilter::INFO)
 }
 
-/// Runs `handler` as this process's Lambda function: JSON in, JSON out, one event at a time.
-/// The handler reports failures inside its JSON, so the runtime never sees an error.
+/// Runs `handler` as this process's Lambda function: JSON in, JSON out, one event at a time,
+/// each in its handler span (traced to X-Ray when Lambda samples it, see [`xray`]). The
+/// handler reports failures inside its JSON, so the runtime never sees an error.
 pub fn run_json_handler<F>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Value) -> Value + Send + Sync + 'static,
 {
     init_logging();
     let handler = Arc::new(handler);
+    let invocations = Arc::new(AtomicU64::new(0));
     // One event at a time: a single-threaded runtime starts faster and needs nothing more.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -120,7 +123,14 @@ where
     runtime.block_on(lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Value>| {
             let handler = Arc::clone(&handler);
-            async move { Ok::<Value, Infallible>(handler(event.payload)) }
+            let cold_start = invocations.fetch_add(1, Ordering::Relaxed) == 0;
+            async move {
+                let span =
+                    xray::invocation_span(event.context.xray_trace_id.as_deref(), cold_start);
+                let response = span.in_scope(|| handler(event.payload));
+                xray::finish(&span);
+                Ok::<Value, Infallible>(response)
+            }
         },
     )))
 }

@@ -244,11 +244,26 @@ pub async fn serve_http(app: Router, listener: tokio::net::TcpListener) -> std::
 
 /// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events).
 pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
+    use lambda_http::RequestExt;
     use lambda_http::tower::ServiceExt;
+    use tracing::Instrument;
+    let invocations = std::sync::atomic::AtomicU64::new(0);
     lambda_http::run(lambda_http::service_fn(
         move |request: lambda_http::Request| {
             let app = app.clone();
-            async move { app.oneshot(without_stage(request)).await }
+            let cold_start = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+            let trace = request
+                .lambda_context_ref()
+                .and_then(|context| context.xray_trace_id.clone());
+            let span = crate::lambda::xray::invocation_span(trace.as_deref(), cold_start);
+            async move {
+                let response = app
+                    .oneshot(without_stage(request))
+                    .instrument(span.clone())
+                    .await;
+                crate::lambda::xray::finish(&span);
+                response
+            }
         },
     ))
     .await
