@@ -377,6 +377,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .fmt_fields(wikibot::lambda::escaping_fields())
         .init();
 }
 

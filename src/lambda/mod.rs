@@ -84,7 +84,8 @@ pub fn init_logging() {
     let layer = fmt::layer()
         .with_ansi(false)
         .with_target(false)
-        .without_time();
+        .without_time()
+        .fmt_fields(escaping_fields());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(xray::XrayLayer::from_env());
     // A second initialisation (tests) keeps the first subscriber.
@@ -93,6 +94,35 @@ pub fn init_logging() {
     } else {
         registry.with(layer.with_filter(filter)).try_init()
     };
+}
+
+/// Text log fields with every control character escaped (`\n`, `\u{1b}`, …): nothing a
+/// caller sends (a header, a page name, a token's `alg`) can start a forged log line or
+/// colour a terminal. JSON logs escape by themselves.
+pub fn escaping_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = escape_controls(&format!("{value:?}"));
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters written as Rust escapes.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The Lambda runtime crates log whole events at DEBUG/TRACE, `Authorization` headers
@@ -169,6 +199,15 @@ mod tests {
             assert!(cap.would_enable(target, &tracing::Level::INFO), "{target}");
         }
         assert!(cap.would_enable("wikibot::store", &tracing::Level::TRACE));
+    }
+
+    #[test]
+    fn logged_values_cannot_break_a_line() {
+        assert_eq!(
+            escape_controls("RS256\nINFO forged\r\u{1b}[31m"),
+            "RS256\\nINFO forged\\r\\u{1b}[31m"
+        );
+        assert_eq!(escape_controls("plain — ünïcode"), "plain — ünïcode");
     }
 
     #[test]

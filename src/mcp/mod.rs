@@ -11,6 +11,7 @@
 
 pub mod config;
 mod guard;
+mod protocol;
 pub mod tools;
 
 use std::sync::Arc;
@@ -55,41 +56,45 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
     );
     let mcp_path = config.mcp_path_suffix();
 
-    let (authenticated, metadata) =
-        match &config.auth {
-            AuthConfig::Disabled => (
-                Router::new()
-                    .nest_service(&mcp_path, mcp)
-                    .layer(middleware::from_fn(admit_anonymous)),
-                None,
-            ),
-            AuthConfig::Required {
-                authkit_issuer,
-                static_token,
-            } => {
-                let authkit = authkit_issuer
-                    .as_deref()
-                    .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
-                    .transpose()
-                    .map_err(ServerConfigError::Setup)?;
-                let challenge = Challenge {
-                    resource_metadata: authkit_issuer
-                        .as_ref()
-                        .map(|_| config.resource_metadata_url()),
-                    scopes: config.scopes.clone(),
-                };
-                let authenticator =
-                    Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
-                let router = Router::new().nest_service(&mcp_path, mcp).layer(
-                    middleware::from_fn_with_state(authenticator, require_bearer),
-                );
-                let metadata = authkit_issuer
+    let (authenticated, metadata) = match &config.auth {
+        AuthConfig::Disabled => (
+            Router::new()
+                .nest_service(&mcp_path, mcp)
+                .layer(middleware::from_fn(check_protocol))
+                .layer(middleware::from_fn(admit_anonymous)),
+            None,
+        ),
+        AuthConfig::Required {
+            authkit_issuer,
+            static_token,
+        } => {
+            let authkit = authkit_issuer
+                .as_deref()
+                .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
+                .transpose()
+                .map_err(ServerConfigError::Setup)?;
+            let challenge = Challenge {
+                resource_metadata: authkit_issuer
                     .as_ref()
-                    .map(|issuer| Metadata::new(config, issuer))
-                    .transpose()?;
-                (router, metadata)
-            }
-        };
+                    .map(|_| config.resource_metadata_url()),
+                scopes: config.scopes.clone(),
+            };
+            let authenticator =
+                Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
+            let router = Router::new()
+                .nest_service(&mcp_path, mcp)
+                .layer(middleware::from_fn(check_protocol))
+                .layer(middleware::from_fn_with_state(
+                    authenticator,
+                    require_bearer,
+                ));
+            let metadata = authkit_issuer
+                .as_ref()
+                .map(|issuer| Metadata::new(config, issuer))
+                .transpose()?;
+            (router, metadata)
+        }
+    };
 
     let mut app = authenticated;
     if let Some(metadata) = metadata {
@@ -129,6 +134,10 @@ async fn require_bearer(
         }
         Err(rejection) => auth.challenge().respond(&rejection),
     }
+}
+
+async fn check_protocol(request: Request, next: Next) -> Response {
+    protocol::check(request, next, MAX_REQUEST_BYTES).await
 }
 
 async fn admit_anonymous(mut request: Request, next: Next) -> Response {
@@ -237,9 +246,83 @@ fn public_json(status: StatusCode, body: Value) -> Response {
     response
 }
 
-/// Serves `app` on a local address until the process ends.
+/// What the plain-HTTP server allows a client.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request's headers (slow-loris defence).
+    pub header_read_timeout: Duration,
+    /// How long one request may take from its headers to its response (else `503`).
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 256,
+        }
+    }
+}
+
+/// Serves `app` over plain HTTP/1.1 with the default [`HttpLimits`] until the process ends.
 pub async fn serve_http(app: Router, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, app).await
+    serve_http_with(app, listener, HttpLimits::default()).await
+}
+
+/// Serves `app` over plain HTTP/1.1 within `limits` until the process ends.
+pub async fn serve_http_with(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let timeout = limits.request_timeout;
+    let app = app.layer(middleware::from_fn(move |request, next| {
+        within(timeout, request, next)
+    }));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return Ok(());
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: wait rather than spin.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn within(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "Service Unavailable: the request took too long",
+        )
+            .into_response(),
+    }
 }
 
 /// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events).
