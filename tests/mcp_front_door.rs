@@ -27,7 +27,9 @@ async fn server() -> (tempfile::TempDir, TestServer) {
 }
 
 async fn post(server: &TestServer, body: Vec<u8>, version: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = wikibot::tls::client_builder()
+        .build()
+        .expect("HTTP client")
         .post(&server.url)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
@@ -83,7 +85,9 @@ async fn protocol_errors_are_400_with_a_json_rpc_error() {
         "{error}"
     );
     // A well-formed request still works.
-    let response = reqwest::Client::new()
+    let response = wikibot::tls::client_builder()
+        .build()
+        .expect("HTTP client")
         .post(&server.url)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
@@ -100,7 +104,9 @@ async fn protocol_errors_are_400_with_a_json_rpc_error() {
 async fn a_cors_preflight_from_an_allowed_origin_is_answered_without_credentials() {
     let (_root, server) = server().await;
     let preflight = |origin: &'static str| {
-        reqwest::Client::new()
+        wikibot::tls::client_builder()
+            .build()
+            .expect("HTTP client")
             .request(reqwest::Method::OPTIONS, &server.url)
             .header("origin", origin)
             .header("access-control-request-method", "POST")
@@ -128,7 +134,9 @@ async fn a_cors_preflight_from_an_allowed_origin_is_answered_without_credentials
     assert_eq!(refused.status(), 403);
 
     // The real request's answer (here the 401) is readable by the allowed origin.
-    let unauthenticated = reqwest::Client::new()
+    let unauthenticated = wikibot::tls::client_builder()
+        .build()
+        .expect("HTTP client")
         .post(&server.url)
         .header("origin", "https://claude.ai")
         .send()
@@ -184,7 +192,7 @@ async fn a_host_with_user_information_or_given_twice_is_refused() {
 #[tokio::test]
 async fn page_names_that_break_a_windows_or_macos_checkout_are_refused() {
     let (root, server) = server().await;
-    let client = reqwest::Client::new();
+    let client = wikibot::tls::client_builder().build().expect("HTTP client");
     for name in [
         "CON",
         "aux",
@@ -245,7 +253,9 @@ async fn the_plain_http_server_times_out_half_sent_headers_and_caps_connections(
     tokio::time::sleep(Duration::from_millis(50)).await;
     // ...until its header time runs out: then it is closed and the next client is served.
     let started = std::time::Instant::now();
-    let next = reqwest::Client::new()
+    let next = wikibot::tls::client_builder()
+        .build()
+        .expect("HTTP client")
         .get(format!("http://{address}/mcp"))
         .send()
         .await

@@ -7,6 +7,7 @@
 //! token to any other service.
 
 pub mod authkit;
+pub mod jwt_crypto;
 
 use std::fmt;
 

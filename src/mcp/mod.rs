@@ -177,7 +177,7 @@ impl Metadata {
             }),
             authorization_server_url: format!("{issuer}/.well-known/oauth-authorization-server"),
             authorization_server: tokio::sync::Mutex::new(Proxied::default()),
-            http: reqwest::Client::builder()
+            http: crate::tls::client_builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .map_err(|e| {
