@@ -206,7 +206,8 @@ impl Authenticator {
     }
 }
 
-fn bearer_token(value: &HeaderValue) -> Option<&str> {
+/// The token in an `Authorization: Bearer <token>` header, if the header is one.
+pub fn bearer_token(value: &HeaderValue) -> Option<&str> {
     let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
