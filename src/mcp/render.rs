@@ -147,7 +147,7 @@ pub fn search(results: &SearchResults, prefix: &str) -> String {
     } else {
         format!(" under {prefix:?}")
     };
-    if results.matches == 0 {
+    if results.matches == 0 && results.complete {
         let mut text = format!("No page{scope} matches {}.", results.query);
         if results.pages_per_term.len() > 1 {
             let counts: Vec<String> = results
@@ -170,7 +170,10 @@ pub fn search(results: &SearchResults, prefix: &str) -> String {
     let count = if results.complete {
         results.matches.to_string()
     } else {
-        format!("at least {}", results.matches)
+        format!(
+            "At least {} (of {} with all the words)",
+            results.matches, results.candidates
+        )
     };
     let mut text = format!(
         "{count} page(s){scope} match {}{revision}; best first:\n",
@@ -188,7 +191,7 @@ pub fn search(results: &SearchResults, prefix: &str) -> String {
             let _ = writeln!(text, "   {line}: {snippet}");
         }
     }
-    if results.hits.len() < results.matches {
+    if results.complete && results.hits.len() < results.matches {
         let _ = writeln!(
             text,
             "{} more not shown: raise limit, add words, or give a prefix.",

@@ -225,7 +225,7 @@ pub struct RecentChangesArgs {
 /// Makes a tool's input schema one that every client can map: an optional field is
 /// `{"type": "string"}` left out of `required`, not `{"type": ["string", "null"]}`, which
 /// single-type dialects (the OpenAPI subset behind Gemini's function declarations) reject.
-/// Absent and null mean the same to every tool here.
+/// Absent and null mean the same to every tool here, so nothing is lost.
 pub fn portable_schema(schema: &mut schemars::Schema) {
     use serde_json::{Map, Value};
     fn visit_object(object: &mut Map<String, Value>) {
@@ -236,6 +236,11 @@ pub fn portable_schema(schema: &mut schemars::Schema) {
             {
                 object.insert("type".into(), single.clone());
             }
+        }
+        // `#[serde(default)]` on an optional field renders as `"default": null`, which a
+        // string-typed field cannot hold.
+        if object.get("default") == Some(&Value::Null) {
+            object.remove("default");
         }
         object.values_mut().for_each(visit);
     }

@@ -186,7 +186,9 @@ impl PageIndex {
 
     /// Adds a page whose word ids are known (replacing one of the same name).
     fn insert_indexed(&mut self, page: IndexedPage) {
-        self.remove_page(&page.page);
+        if self.by_path.contains_key(&page.page) {
+            self.remove_page(&page.page);
+        }
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None if self.slots.len() < MAX_SLOTS => {
@@ -202,7 +204,12 @@ impl PageIndex {
             }
         }
         for target in &page.links {
-            self.incoming.entry(target.clone()).or_default().push(slot);
+            match self.incoming.get_mut(target) {
+                Some(sources) => sources.push(slot),
+                None => {
+                    self.incoming.insert(target.clone(), vec![slot]);
+                }
+            }
         }
         self.total_words += u64::from(page.words);
         self.by_path.insert(page.page.clone(), slot);
@@ -519,8 +526,18 @@ impl PageIndex {
             let term = reader.str()?;
             index.term_id(term);
         }
+        // Pages link to the same pages over and over: validate each name once.
+        let mut names: HashMap<&str, PagePath> = HashMap::new();
+        let mut name = |raw: &'_ str| -> Option<PagePath> {
+            if let Some(page) = names.get(raw) {
+                return Some(page.clone());
+            }
+            let page = PagePath::parse(raw).ok()?;
+            names.insert(raw, page.clone());
+            Some(page)
+        };
         for _ in 0..reader.count()? {
-            let page = PagePath::parse(reader.str()?).ok()?;
+            let page = name(reader.str()?)?;
             let blob = Oid::from_bytes(reader.take(20)?).ok()?;
             let text = reader.take(1)?[0] == 1;
             let category = Some(reader.str()?.to_owned()).filter(|c| !c.is_empty());
@@ -529,7 +546,7 @@ impl PageIndex {
                 .map(|_| reader.str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()?;
             let links = (0..reader.count()?)
-                .map(|_| reader.str().and_then(|l| PagePath::parse(l).ok()))
+                .map(|_| reader.str().and_then(&mut name))
                 .collect::<Option<Vec<_>>>()?;
             let words = u32::try_from(reader.varint()?).ok()?;
             let mut terms = Vec::new();

@@ -57,8 +57,11 @@ pub struct SearchResults {
     pub revision: Option<Revision>,
     /// How many pages match.
     pub matches: usize,
-    /// False when checking phrases stopped early: `matches` is then a lower bound.
+    /// False when checking phrases stopped early (the results were full, or the checks ran
+    /// out of budget): `matches` is then a lower bound and `candidates` an upper one.
     pub complete: bool,
+    /// Pages that have every word of the query (phrases not yet checked).
+    pub candidates: usize,
     /// The best `limit` matches, best first.
     pub hits: Vec<SearchHit>,
     /// Each term, and how many pages have it, whatever the other terms.
@@ -147,15 +150,28 @@ impl Wiki {
         let mut slot = lock_ignoring_poison(&self.pages);
         if slot.is_none() {
             let _span = tracing::info_span!("git.index_load", wiki = %self.name).entered();
+            let started = Instant::now();
             match PageIndex::load(&self.path) {
                 Ok(loaded) => *slot = loaded,
                 Err(e) => tracing::warn!(error = %e, "could not read the saved page index"),
             }
+            tracing::debug!(
+                found = slot.is_some(),
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "loaded the saved page index"
+            );
         }
         let index = slot.get_or_insert_with(PageIndex::default);
         let refresh = {
             let _span = tracing::info_span!("git.index", wiki = %self.name).entered();
-            index.bring_to(objects, tip)
+            let started = Instant::now();
+            let refresh = index.bring_to(objects, tip);
+            tracing::debug!(
+                ?refresh,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "brought the page index to the tip"
+            );
+            refresh
         };
         let refresh = match refresh {
             Ok(refresh) => refresh,
@@ -187,8 +203,14 @@ impl Wiki {
             if saved || tip.is_none() {
                 return Ok(false);
             }
-            self.with_page_index(&objects, tip, |index| index.save(&self.path))?
-                .map_err(|e| StoreError::io("saving the page index", e))?;
+            self.with_page_index(&objects, tip, |index| {
+                // A rebuild has just saved it; otherwise save it now.
+                match PageIndex::load(&self.path) {
+                    Ok(Some(saved)) if saved.describes(tip) => Ok(()),
+                    _ => index.save(&self.path),
+                }
+            })?
+            .map_err(|e| StoreError::io("saving the page index", e))?;
             Ok(true)
         })
     }
@@ -213,38 +235,44 @@ impl Wiki {
         self.at_tip(|objects, tip, index| {
             let candidates = index.candidates(&query, request.prefix);
             let needs_check = query.terms.iter().any(|t| t.required_words().len() > 1);
+            let read = |blob: Oid| -> Result<Option<String>, StoreError> {
+                let blob = objects.blob(blob)?;
+                Ok(std::str::from_utf8(blob.content()).ok().map(str::to_owned))
+            };
+            let hit = |page: &PagePath, score: f64, text: Option<&str>| SearchHit {
+                page: page.clone(),
+                score,
+                lines: text
+                    .map(|t| query.matching_lines(t, LINES_PER_HIT))
+                    .unwrap_or_default(),
+            };
             let mut hits = Vec::new();
             let mut matches = 0;
             let mut complete = true;
-            let started = Instant::now();
-            for (checked, (page, blob, score)) in candidates.ranked.iter().enumerate() {
-                let text = if needs_check || hits.len() < request.limit {
-                    if needs_check
-                        && (checked >= MAX_PHRASE_CHECKS
-                            || started.elapsed() >= PHRASE_CHECK_BUDGET)
+            if needs_check {
+                // Phrases are checked on the text, best candidates first, until the results
+                // are full: counting every match of a phrase of common words would read the
+                // whole wiki.
+                let started = Instant::now();
+                for (checked, (page, blob, score)) in candidates.ranked.iter().enumerate() {
+                    if hits.len() >= request.limit
+                        || checked >= MAX_PHRASE_CHECKS
+                        || started.elapsed() >= PHRASE_CHECK_BUDGET
                     {
                         complete = false;
                         break;
                     }
-                    let blob = objects.blob(*blob)?;
-                    std::str::from_utf8(blob.content()).ok().map(str::to_owned)
-                } else {
-                    None
-                };
-                if needs_check && !text.as_deref().is_some_and(|t| query.phrases_match(t)) {
-                    continue;
+                    let text = read(*blob)?;
+                    if text.as_deref().is_some_and(|t| query.phrases_match(t)) {
+                        matches += 1;
+                        hits.push(hit(page, *score, text.as_deref()));
+                    }
                 }
-                matches += 1;
-                if hits.len() < request.limit {
-                    let lines = text
-                        .as_deref()
-                        .map(|t| query.matching_lines(t, LINES_PER_HIT))
-                        .unwrap_or_default();
-                    hits.push(SearchHit {
-                        page: page.clone(),
-                        score: *score,
-                        lines,
-                    });
+            } else {
+                matches = candidates.ranked.len();
+                for (page, blob, score) in candidates.ranked.iter().take(request.limit) {
+                    let text = read(*blob)?;
+                    hits.push(hit(page, *score, text.as_deref()));
                 }
             }
             Ok(SearchResults {
@@ -252,6 +280,7 @@ impl Wiki {
                 revision: tip.map(Revision),
                 matches,
                 complete,
+                candidates: candidates.ranked.len(),
                 hits,
                 pages_per_term: query
                     .terms
