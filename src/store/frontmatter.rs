@@ -276,7 +276,7 @@ mod tests {
             let prev = format!("*a{}", level - 1);
             yaml.push_str(&format!(
                 "a{level}: &a{level} [{}]\n",
-                vec![prev.as_str(); 10].join(", ")
+                [prev.as_str(); 10].join(", ")
             ));
         }
         let text = format!("---\n{yaml}---\n");

@@ -149,6 +149,9 @@ pub(crate) enum Lookup {
     BlockedBy(String),
 }
 
+/// A path (components) below a tree, and the entry to put there (`None`: remove it).
+type TreeEdit<'a> = (&'a [&'a str], Option<Entry>);
+
 /// Builds new objects in the scratch database.
 pub(crate) struct Builder<'s> {
     scratch: &'s mut Scratch,
@@ -191,7 +194,7 @@ impl<'s> Builder<'s> {
         root: Option<Oid>,
         changes: &[(Vec<&str>, Option<Entry>)],
     ) -> Result<Vec<NewObject>, git2::Error> {
-        let edits: Vec<(&[&str], Option<Entry>)> = changes
+        let edits: Vec<TreeEdit<'_>> = changes
             .iter()
             .map(|(path, entry)| (path.as_slice(), *entry))
             .collect();
@@ -215,12 +218,12 @@ impl<'s> Builder<'s> {
         &mut self,
         disk: &Repository,
         base: Option<Oid>,
-        edits: &[(&[&str], Option<Entry>)],
+        edits: &[TreeEdit<'_>],
         new_trees: &mut Vec<NewObject>,
     ) -> Result<Option<Oid>, git2::Error> {
         // Group the edits below this tree by their first directory, keeping the order.
         let mut files: Vec<(&str, Option<Entry>)> = Vec::new();
-        let mut dirs: Vec<(&str, Vec<(&[&str], Option<Entry>)>)> = Vec::new();
+        let mut dirs: Vec<(&str, Vec<TreeEdit<'_>>)> = Vec::new();
         for (path, entry) in edits {
             match path.split_first() {
                 None => {}

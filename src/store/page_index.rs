@@ -18,6 +18,7 @@
 //! ignored. This module must not decide what a tool shows (`queries.rs` does), and must not
 //! write anything but its own file.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ use super::{PagePath, StoreError, frontmatter, links};
 const FILE_NAME: &str = "page-index";
 /// Prefix of the temporary files the index is written to (maintenance removes leftovers).
 pub(crate) const TEMPORARY_PREFIX: &str = "tmp_page-index_";
-const MAGIC: &[u8; 8] = b"WBPAGE1\n";
+const MAGIC: &[u8; 8] = b"WBPAGE2\n";
 /// A word of the page's path counts this many times: a page named after a word is about it.
 const PATH_WEIGHT: u32 = 5;
 /// Postings pack a page's slot and its word count (capped) into one `u32`.
@@ -170,8 +171,7 @@ impl PageIndex {
         if self.page(&page).is_some_and(|p| p.blob == blob) {
             return;
         }
-        let analysed = analyse(&page, blob, text);
-        self.insert(analysed);
+        self.insert(analyse(&page, blob, text));
     }
 
     fn insert(&mut self, analysed: Analysed) {
@@ -324,9 +324,7 @@ impl PageIndex {
                     }
                     let blob = objects.blob(entry.id)?;
                     let text = std::str::from_utf8(blob.content()).ok();
-                    let analysed = analyse(&page, entry.id, text);
-                    drop(blob);
-                    self.insert(analysed);
+                    self.insert(analyse(&page, entry.id, text));
                 }
                 None => self.remove_page(&page),
             }
@@ -496,18 +494,14 @@ impl PageIndex {
                 previous = *term;
             }
         }
-        let checksum = Oid::hash_object(git2::ObjectType::Blob, &out).unwrap_or(Oid::ZERO_SHA1);
-        out.extend_from_slice(checksum.as_bytes());
+        let checksum = crc32(&out);
+        out.extend_from_slice(&checksum.to_le_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        let (body, checksum) = bytes.split_at_checked(bytes.len().checked_sub(20)?)?;
-        if Oid::hash_object(git2::ObjectType::Blob, body)
-            .ok()?
-            .as_bytes()
-            != checksum
-        {
+        let (body, checksum) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32(body).to_le_bytes() != checksum {
             return None;
         }
         let mut reader = Reader(body);
@@ -528,16 +522,11 @@ impl PageIndex {
         }
         // Pages link to the same pages over and over: validate each name once.
         let mut names: HashMap<&str, PagePath> = HashMap::new();
-        let mut name = |raw: &'_ str| -> Option<PagePath> {
-            if let Some(page) = names.get(raw) {
-                return Some(page.clone());
-            }
-            let page = PagePath::parse(raw).ok()?;
-            names.insert(raw, page.clone());
-            Some(page)
-        };
-        for _ in 0..reader.count()? {
-            let page = name(reader.str()?)?;
+        let count = reader.count()?;
+        let mut pages = Vec::with_capacity(count);
+        let mut postings_len = vec![0usize; term_count];
+        for _ in 0..count {
+            let page = intern(&mut names, reader.str()?)?;
             let blob = Oid::from_bytes(reader.take(20)?).ok()?;
             let text = reader.take(1)?[0] == 1;
             let category = Some(reader.str()?.to_owned()).filter(|c| !c.is_empty());
@@ -546,20 +535,19 @@ impl PageIndex {
                 .map(|_| reader.str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()?;
             let links = (0..reader.count()?)
-                .map(|_| reader.str().and_then(&mut name))
+                .map(|_| reader.str().and_then(|raw| intern(&mut names, raw)))
                 .collect::<Option<Vec<_>>>()?;
             let words = u32::try_from(reader.varint()?).ok()?;
-            let mut terms = Vec::new();
+            let term_total = reader.count()?;
+            let mut terms = Vec::with_capacity(term_total);
             let mut previous = 0u32;
-            for _ in 0..reader.count()? {
+            for _ in 0..term_total {
                 let term = previous.checked_add(u32::try_from(reader.varint()?).ok()?)?;
-                if term as usize >= term_count {
-                    return None;
-                }
+                *postings_len.get_mut(term as usize)? += 1;
                 terms.push((term, u32::try_from(reader.varint()?).ok()?));
                 previous = term;
             }
-            index.insert_indexed(IndexedPage {
+            pages.push(IndexedPage {
                 page,
                 blob,
                 category,
@@ -571,18 +559,68 @@ impl PageIndex {
                 text,
             });
         }
-        reader.0.is_empty().then_some(index)
+        if !reader.0.is_empty() || pages.windows(2).any(|w| w[0].page >= w[1].page) {
+            return None;
+        }
+        index.fill(pages, &postings_len);
+        Some(index)
+    }
+
+    /// Fills an empty index with distinct pages in path order, postings sized up front.
+    fn fill(&mut self, pages: Vec<IndexedPage>, postings_len: &[usize]) {
+        for (list, len) in self.postings.iter_mut().zip(postings_len) {
+            list.reserve_exact(*len);
+        }
+        let mut by_path = Vec::with_capacity(pages.len());
+        for (slot, page) in pages.into_iter().enumerate() {
+            let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+            for (term, count) in &page.terms {
+                if let Some(list) = self.postings.get_mut(*term as usize) {
+                    list.push(slot << TF_BITS | (*count).min(MAX_TF));
+                }
+            }
+            for target in &page.links {
+                match self.incoming.get_mut(target) {
+                    Some(sources) => sources.push(slot),
+                    None => {
+                        self.incoming.insert(target.clone(), vec![slot]);
+                    }
+                }
+            }
+            self.total_words += u64::from(page.words);
+            by_path.push((page.page.clone(), slot));
+            self.slots.push(Some(page));
+        }
+        // Already sorted: the map is built in one pass.
+        self.by_path = by_path.into_iter().collect();
     }
 }
 
-/// A page analysed, before its words have ids.
-struct Analysed {
-    page: IndexedPage,
-    words: HashMap<String, u32>,
+/// CRC-32 (zlib's): catches a torn or corrupted file; the index is derived data.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum()
 }
 
-fn analyse(page: &PagePath, blob: Oid, text: Option<&str>) -> Analysed {
-    let mut words: HashMap<String, u32> = HashMap::new();
+/// The page named `raw`, validated once per distinct name.
+fn intern<'a>(names: &mut HashMap<&'a str, PagePath>, raw: &'a str) -> Option<PagePath> {
+    if let Some(page) = names.get(raw) {
+        return Some(page.clone());
+    }
+    let page = PagePath::parse(raw).ok()?;
+    names.insert(raw, page.clone());
+    Some(page)
+}
+
+/// A page analysed, before its words have ids.
+struct Analysed<'t> {
+    page: IndexedPage,
+    words: HashMap<Cow<'t, str>, u32>,
+}
+
+fn analyse<'t>(page: &'t PagePath, blob: Oid, text: Option<&'t str>) -> Analysed<'t> {
+    let mut words: HashMap<Cow<'t, str>, u32> = HashMap::new();
     let mut total = 0u32;
     for (word, _) in search::words(page.as_str()) {
         *words.entry(word).or_default() += PATH_WEIGHT;

@@ -7,6 +7,7 @@
 //! `prefix*` (any word starting with it). This module must not read git; it works on text the
 //! caller hands it.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Longest word indexed; longer runs (hashes, base64) are not words anyone searches for.
@@ -20,8 +21,9 @@ pub const MIN_PREFIX_CHARS: usize = 2;
 /// Longest snippet of a matching line, in characters.
 pub const SNIPPET_CHARS: usize = 160;
 
-/// The words of `text` with their byte ranges, lowercased.
-pub fn words(text: &str) -> impl Iterator<Item = (String, Range<usize>)> + '_ {
+/// The words of `text` with their byte ranges, lowercased (borrowed from `text` when they
+/// already are: most words are, and indexing a wiki tokenizes all of it).
+pub fn words(text: &str) -> impl Iterator<Item = (Cow<'_, str>, Range<usize>)> + '_ {
     let mut chars = text.char_indices().peekable();
     std::iter::from_fn(move || {
         loop {
@@ -29,21 +31,29 @@ pub fn words(text: &str) -> impl Iterator<Item = (String, Range<usize>)> + '_ {
             if !first.is_alphanumeric() {
                 continue;
             }
-            let mut word: String = first.to_lowercase().collect();
             let mut end = start + first.len_utf8();
             let mut count = 1;
             while let Some(&(at, c)) = chars.peek() {
                 if !c.is_alphanumeric() {
                     break;
                 }
-                word.extend(c.to_lowercase());
                 end = at + c.len_utf8();
                 count += 1;
                 chars.next();
             }
-            if count <= MAX_WORD_CHARS {
-                return Some((word, start..end));
+            if count > MAX_WORD_CHARS {
+                continue;
             }
+            let word = &text[start..end];
+            let lowered = if word
+                .bytes()
+                .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+            {
+                Cow::Borrowed(word)
+            } else {
+                Cow::Owned(word.chars().flat_map(char::to_lowercase).collect())
+            };
+            return Some((lowered, start..end));
         }
     })
 }
@@ -109,7 +119,7 @@ impl Query {
         // the end.
         for (i, part) in raw.split('"').enumerate() {
             if i % 2 == 1 {
-                let phrase: Vec<String> = words(part).map(|(w, _)| w).collect();
+                let phrase: Vec<String> = words(part).map(|(w, _)| w.into_owned()).collect();
                 push_words(&mut terms, phrase);
                 continue;
             }
@@ -118,7 +128,7 @@ impl Query {
                     Some(body) => (body, true),
                     None => (chunk, false),
                 };
-                let found: Vec<String> = words(body).map(|(w, _)| w).collect();
+                let found: Vec<String> = words(body).map(|(w, _)| w.into_owned()).collect();
                 if prefix && found.len() == 1 {
                     let stem = found.into_iter().next().unwrap_or_default();
                     if stem.chars().count() < MIN_PREFIX_CHARS {
@@ -163,7 +173,7 @@ impl Query {
         if phrases.is_empty() {
             return true;
         }
-        let tokens: Vec<String> = words(text).map(|(w, _)| w).collect();
+        let tokens: Vec<Cow<'_, str>> = words(text).map(|(w, _)| w).collect();
         phrases
             .iter()
             .all(|phrase| contains_sequence(&tokens, phrase))
@@ -185,18 +195,26 @@ impl Query {
 
     /// The byte range of the first term that matches in `line`.
     fn first_hit(&self, line: &str) -> Option<Range<usize>> {
-        let tokens: Vec<(String, Range<usize>)> = words(line).collect();
+        let tokens: Vec<(Cow<'_, str>, Range<usize>)> = words(line).collect();
         let mut best: Option<Range<usize>> = None;
         for term in &self.terms {
             let hit = match term {
-                Term::Word(word) => tokens.iter().find(|(w, _)| w == word).map(|t| t.1.clone()),
+                Term::Word(word) => tokens
+                    .iter()
+                    .find(|(w, _)| w.as_ref() == word.as_str())
+                    .map(|t| t.1.clone()),
                 Term::Prefix(prefix) => tokens
                     .iter()
                     .find(|(w, _)| w.starts_with(prefix.as_str()))
                     .map(|t| t.1.clone()),
                 Term::Phrase(phrase) => tokens
                     .windows(phrase.len().max(1))
-                    .find(|window| window.iter().map(|t| &t.0).eq(phrase.iter()))
+                    .find(|window| {
+                        window
+                            .iter()
+                            .map(|t| t.0.as_ref())
+                            .eq(phrase.iter().map(String::as_str))
+                    })
                     .and_then(|window| Some(window.first()?.1.start..window.last()?.1.end)),
             };
             if let Some(hit) = hit
@@ -217,11 +235,14 @@ fn push_words(terms: &mut Vec<Term>, mut found: Vec<String>) {
     }
 }
 
-fn contains_sequence(tokens: &[String], phrase: &[String]) -> bool {
+fn contains_sequence(tokens: &[Cow<'_, str>], phrase: &[String]) -> bool {
     !phrase.is_empty()
-        && tokens
-            .windows(phrase.len())
-            .any(|window| window.iter().eq(phrase.iter()))
+        && tokens.windows(phrase.len()).any(|window| {
+            window
+                .iter()
+                .map(AsRef::as_ref)
+                .eq(phrase.iter().map(String::as_str))
+        })
 }
 
 /// `line`, trimmed, cut to [`SNIPPET_CHARS`] around `hit` with `…` where it was cut.
@@ -271,7 +292,7 @@ mod tests {
     use super::*;
 
     fn word_list(text: &str) -> Vec<String> {
-        words(text).map(|(w, _)| w).collect()
+        words(text).map(|(w, _)| w.into_owned()).collect()
     }
 
     #[test]
