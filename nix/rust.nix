@@ -61,7 +61,8 @@
       pname = "wikibot-lambdas-${arch}";
       strictDeps = true;
       doCheck = false;
-      cargoExtraArgs = "--locked --bin efs-probe --bin git-probe --bin mcp-server";
+      # Without `workos-cli` (the WorkOS SDK and its aws-lc-rs are for the CLI's login only).
+      cargoExtraArgs = "--locked --no-default-features --bin efs-probe --bin git-probe --bin mcp-server";
       # nixpkgs' musl platforms are not static by default; the build directory must not
       # reach the binaries (checks.lambdas-reproducible builds from another one).
       preConfigure = ''
