@@ -31,6 +31,8 @@ const CLIENT_ID: &str = "client_wikibot_test";
 const EMULATOR_KEY: &str = "sk_test_default";
 /// The mock's key: distinctive, so that its absence from every output means something.
 const MOCK_KEY: &str = "sk_test_mock_7c1e4a9b2f";
+const MOCK_ACCESS_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.mock-access.sig";
+const MOCK_REFRESH_TOKEN: &str = "mock_refresh_93af0c";
 /// A Google-style `sub`, as the mock lists it.
 const GOOGLE_IDP_ID: &str = "110248495921238986420";
 const NEEDS_EMULATOR: &str = "needs WorkOS's emulator (target/tools/workos-emulator); run checks/run, or set WIKIBOT_TEST_WORKOS_EMULATOR";
@@ -62,7 +64,7 @@ impl Finished {
     fn assert_secret_absent(&self, secret: &str) {
         assert!(
             !self.all().contains(secret),
-            "the API key was printed:\n{}",
+            "a secret was printed:\n{}",
             self.all()
         );
     }
@@ -681,8 +683,8 @@ async fn mock_authenticate(
             "created_at": "2026-12-01T00:00:00.000Z", "updated_at": "2026-12-01T00:00:00.000Z"
         },
         "organization_id": null,
-        "access_token": "mock.access.token",
-        "refresh_token": "mock_refresh",
+        "access_token": MOCK_ACCESS_TOKEN,
+        "refresh_token": MOCK_REFRESH_TOKEN,
         "authentication_method": "GoogleOAuth"
     }))
     .into_response()
@@ -705,7 +707,10 @@ async fn mock_login(mock: &Mock, args: &[&str]) -> Finished {
     let login = start_login(&mock.url, Some(MOCK_KEY), args).await;
     sign_in(&login).await;
     let finished = login.finish().await;
-    finished.assert_secret_absent(MOCK_KEY);
+    // Neither the key nor the tokens WorkOS hands back reach the terminal.
+    for secret in [MOCK_KEY, MOCK_ACCESS_TOKEN, MOCK_REFRESH_TOKEN] {
+        finished.assert_secret_absent(secret);
+    }
     finished
 }
 
@@ -872,6 +877,19 @@ async fn missing_or_unsafe_configuration_is_explained() {
         );
         finished.assert_secret_absent(MOCK_KEY);
     }
+
+    // The port asked for is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let finished = run(&[id, key], &["--port", &port]).await;
+    assert!(!finished.success);
+    assert!(
+        finished.stderr.contains(&format!(
+            "cannot listen for the sign-in callback on 127.0.0.1:{port}"
+        )),
+        "{}",
+        finished.stderr
+    );
 
     // pulumi failing (no stack selected, not logged in …): its message, not a guess.
     let project = tempfile::tempdir().expect("tempdir");
