@@ -4,8 +4,11 @@
 //!
 //! Each tool validates its arguments, runs the store call off the async runtime, and turns a
 //! store error into a tool error (`isError: true`) whose text tells the assistant what to do
-//! next. Commits are authored by the authenticated principal. This module must not
-//! authenticate (the middleware did) or touch git except through the store.
+//! next. Commits are authored by the authenticated principal, with the name and e-mail
+//! WorkOS has for them (looked up lazily, only for writes, see `auth::directory`). Every tool
+//! that changes the wiki gets its author from [`WikiTools::writer`], which refuses read-only
+//! callers: a new write tool must call it too. This module must not authenticate (the
+//! middleware did) or touch git except through the store.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -20,7 +23,7 @@ use rmcp::model::{
 use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
-use crate::auth::Principal;
+use crate::auth::{Directory, Principal};
 use crate::store::{
     Author, Expect, History, HistoryCursor, HistoryRequest, PagePath, Revision, Store, StoreError,
     Wiki, WikiName, WriteRequest,
@@ -34,11 +37,22 @@ const MAX_ECHO_BYTES: usize = 64 * 1024;
 pub struct WikiAccess {
     store: Store,
     wiki: WikiName,
+    /// Where authors' names and e-mails come from when their tokens do not carry them.
+    directory: Option<Arc<Directory>>,
 }
 
 impl WikiAccess {
     pub fn new(store: Store, wiki: WikiName) -> Self {
-        Self { store, wiki }
+        Self {
+            store,
+            wiki,
+            directory: None,
+        }
+    }
+
+    pub fn with_directory(mut self, directory: Option<Arc<Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// The wiki, created on first use (idempotent and cached after the first call).
@@ -134,13 +148,36 @@ impl WikiTools {
             .unwrap_or_else(|e| Err(ToolError(format!("the wiki operation failed: {e}"))));
         Ok(match outcome {
             Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(ToolError(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
+            Err(error) => error.into_result(),
         })
+    }
+
+    /// The author of a write by the caller, or a tool error saying why the caller may not
+    /// write. Every tool that changes the wiki calls this before anything else.
+    async fn writer(&self, parts: &Parts, tool: &str) -> Result<Author, ToolError> {
+        let principal = principal(parts)?;
+        if !principal.may_write() {
+            return Err(ToolError(format!(
+                "{tool} refused: you have read-only access to this wiki (granted by {}). Reading works; ask the wiki's operator for write access.",
+                principal.granted_by
+            )));
+        }
+        let author = match &self.access.directory {
+            Some(directory) => directory.author(&principal).await,
+            None => principal,
+        };
+        Ok(Author::new(&author.name, &author.email)?)
     }
 }
 
 /// A failure the assistant should read.
 struct ToolError(String);
+
+impl ToolError {
+    fn into_result(self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(self.0)])
+    }
+}
 
 impl From<StoreError> for ToolError {
     fn from(e: StoreError) -> Self {
@@ -256,14 +293,16 @@ impl WikiTools {
         Parameters(args): Parameters<WriteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.writer(&parts, "write_note").await {
+            Ok(author) => author,
+            Err(refused) => return Ok(refused.into_result()),
+        };
         self.run("write_note", move |access| {
-            let principal = principal(&parts)?;
             let page = page_path(&args.path)?;
             let expect = match revision(args.revision.as_deref())? {
                 Some(base) => Expect::Unchanged(base),
                 None => Expect::Absent,
             };
-            let author = Author::new(&principal.name, &principal.email)?;
             let message = args.commit_message.unwrap_or_default();
             let outcome = access.open()?.write(&WriteRequest {
                 page: &page,
