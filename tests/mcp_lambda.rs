@@ -343,3 +343,27 @@ async fn oauth_without_a_policy_refuses_to_start_naming_both_settings() {
         "{err}"
     );
 }
+
+/// lambda_http 1.3 panics converting an event whose `Host` it cannot parse (found by fuzzing);
+/// the server answers `400` instead, and keeps serving.
+#[tokio::test]
+async fn an_event_with_an_unparsable_host_is_a_400_not_a_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let authkit = MockAuthKit::start().await;
+    let mut function = mcp_server(root.path(), &authkit).await;
+    for host in ["user@h.example:99999", "h.example:99999", "bad host"] {
+        let mut event = mcp_post("/mcp", Some(STATIC), &echo_call("x"));
+        event["headers"]["Host"] = json!(host);
+        event["multiValueHeaders"]["Host"] = json!([host]);
+        // Without API Gateway's own domain name to fall back on, the Host decides.
+        event["requestContext"]["domainName"] = Value::Null;
+        let response = invoke(&mut function, &event).await;
+        assert_eq!(response["statusCode"], 400, "{host}: {response}");
+    }
+    let response = invoke(
+        &mut function,
+        &mcp_post("/mcp", Some(STATIC), &echo_call("alive")),
+    )
+    .await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+}

@@ -407,7 +407,8 @@ fn denial(principal: &Principal, policy: &AccessPolicy, can_look_up: bool) -> St
     )
 }
 
-fn bearer_token(value: &HeaderValue) -> Option<&str> {
+/// The token in an `Authorization: Bearer <token>` header, if the header is one.
+pub fn bearer_token(value: &HeaderValue) -> Option<&str> {
     let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -354,36 +354,88 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events).
+/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events). Each event is
+/// first made safe for lambda_http's conversion ([`sanitize_event`]), which panics on a `Host`
+/// or path it cannot parse.
 pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
-    use lambda_http::RequestExt;
-    use lambda_http::tower::ServiceExt;
+    use lambda_http::tower::{Service, ServiceExt};
+    use lambda_http::{LambdaEvent, RequestExt};
     use tracing::Instrument;
-    let invocations = std::sync::atomic::AtomicU64::new(0);
-    lambda_http::run(lambda_http::service_fn(
-        move |request: lambda_http::Request| {
-            let app = app.clone();
-            let cold_start = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
-            let trace = request
-                .lambda_context_ref()
-                .and_then(|context| context.xray_trace_id.clone());
-            let span = crate::lambda::xray::invocation_span(trace.as_deref(), cold_start);
-            async move {
-                let response = app
-                    .oneshot(without_stage(request))
-                    .instrument(span.clone())
-                    .await;
-                crate::lambda::xray::finish(&span);
-                response
-            }
-        },
-    ))
+    let invocations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handle = move |request: lambda_http::Request| {
+        let app = app.clone();
+        let cold_start = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+        let trace = request
+            .lambda_context_ref()
+            .and_then(|context| context.xray_trace_id.clone());
+        let span = crate::lambda::xray::invocation_span(trace.as_deref(), cold_start);
+        async move {
+            let response = app
+                .oneshot(strip_stage(request))
+                .instrument(span.clone())
+                .await;
+            crate::lambda::xray::finish(&span);
+            response
+        }
+    };
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: LambdaEvent<Value>| {
+        let LambdaEvent { payload, context } = event;
+        let parsed =
+            serde_json::from_value::<lambda_http::request::LambdaRequest>(sanitize_event(payload));
+        let mut adapter = lambda_http::Adapter::from(lambda_http::service_fn(handle.clone()));
+        async move {
+            let request = parsed.map_err(|e| format!("not a proxy event: {e}"))?;
+            adapter
+                .call(LambdaEvent::new(request, context))
+                .await
+                .map_err(|e| lambda_http::Error::from(format!("{e:?}")))
+        }
+    }))
     .await
+}
+
+/// Makes a proxy event safe to convert: lambda_http 1.3 `unwrap`s the URL it builds from the
+/// `Host` header and the path, so a `Host` that is not a valid authority (or carries user
+/// information) is dropped — the request guard then answers `400` — and a path is made to
+/// start with `/`. API Gateway validates both before a real event arrives; this keeps any
+/// other caller of the function from crashing it.
+pub fn sanitize_event(mut event: Value) -> Value {
+    let Some(object) = event.as_object_mut() else {
+        return event;
+    };
+    for key in ["path", "rawPath"] {
+        if let Some(Value::String(path)) = object.get_mut(key)
+            && !path.starts_with('/')
+        {
+            path.insert(0, '/');
+        }
+    }
+    let valid_host = |value: &Value| {
+        value.as_str().is_some_and(|host| {
+            !host.contains('@')
+                && host
+                    .parse::<axum::http::uri::Authority>()
+                    .is_ok_and(|a| a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()))
+                && url::Url::parse(&format!("https://{host}/")).is_ok()
+        })
+    };
+    for key in ["headers", "multiValueHeaders"] {
+        if let Some(Value::Object(headers)) = object.get_mut(key) {
+            headers.retain(|name, value| {
+                !name.eq_ignore_ascii_case("host")
+                    || match value {
+                        Value::Array(values) => values.iter().all(valid_host),
+                        other => valid_host(other),
+                    }
+            });
+        }
+    }
+    event
 }
 
 /// API Gateway REST APIs deliver `/<stage>/mcp`; the app's routes are stage-free. The stage
 /// comes from the event's own request context, so no configuration can drift from it.
-fn without_stage(mut request: lambda_http::Request) -> lambda_http::Request {
+pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let stage = match request.request_context_ref() {
