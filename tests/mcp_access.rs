@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::mcp::{TestServer, call_tool, rpc_request, tool_call};
 use common::mock_authkit::{API_KEY, MockAuthKit, USER, USER_EMAIL, USER_NAME, UsersMode};
 use serde_json::{Value, json};
@@ -202,15 +200,11 @@ async fn when_workos_fails_a_commit_falls_back_to_the_id_and_the_next_write_reco
     assert!(!error, "a write does not fail because WorkOS does: {text}");
     assert_eq!(f.last_author(), fallback(USER));
 
+    // The mock answers after 5 s: had the write waited for it (no timeout), the commit
+    // would carry the real name.
     f.authkit.set_users_mode(UsersMode::Hanging);
-    let started = Instant::now();
     let (error, text) = f.write(&token, "Slow").await;
     assert!(!error, "{text}");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "bounded by the lookup timeout: {:?}",
-        started.elapsed()
-    );
     assert_eq!(f.last_author(), fallback(USER));
 
     f.authkit.set_users_mode(UsersMode::Normal);
