@@ -51,6 +51,10 @@ fn invalid(name: &'static str, problem: impl Into<String>) -> ServerConfigError 
 
 /// How callers authenticate.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once at start-up; boxing would only burden every caller"
+)]
 pub enum AuthConfig {
     /// AuthKit OAuth and/or a static token; at least one is set.
     Required {
