@@ -30,9 +30,10 @@ RATE_EXPRESSION = re.compile(r"rate\(([1-9][0-9]*) (minute|hour|day)(s?)\)")
 CRON_EXPRESSION = re.compile(r"cron\(([^()]*)\)")
 # Access policy entries (the function's MCP_ALLOW; the authoritative parser is
 # src/auth/policy.rs, which the function runs at start-up): kind:value=rw|ro.
+_LABEL = r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f])+(?<!-)"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})+"
 POLICY_ENTRY = re.compile(
-    r"(?:user:user_[A-Za-z0-9]+|org:org_[A-Za-z0-9]+"
-    r"|email:[^@\s,=]+@[^@\s,=*]+\.[^@\s,=*]+|domain:[^@\s,=*]+\.[^@\s,=*]+)=(?:rw|ro)",
+    rf"(?:user:user_[A-Za-z0-9]+|org:org_[A-Za-z0-9]+|email:[^@\s,=]+@{_DOMAIN}|domain:{_DOMAIN})=(?:rw|ro)",
     re.IGNORECASE,
 )
 POLICY_USAGE = (

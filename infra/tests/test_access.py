@@ -20,11 +20,11 @@ def test_the_policy_reaches_the_function_as_mcp_allow(run_stack):
     stack = run_stack(
         {
             **OAUTH,
-            "wikibot:access_policy": " user:user_01ABC=rw,domain:example.com=ro,\n org:org_01XYZ=RO , email:Ada@Example.com=rw",
+            "wikibot:access_policy": " user:user_01ABC=rw,domain:example.com=ro,\n org:org_01XYZ=RO , email:Ada@Example.com=rw, domain:bücher.example=ro",
         }
     )
     env = mcp_env(stack)
-    assert env["MCP_ALLOW"] == "user:user_01ABC=rw, domain:example.com=ro, org:org_01XYZ=RO, email:Ada@Example.com=rw"
+    assert env["MCP_ALLOW"] == "user:user_01ABC=rw, domain:example.com=ro, org:org_01XYZ=RO, email:Ada@Example.com=rw, domain:bücher.example=ro"
     assert env["MCP_ALLOW_ANY_USER"] == "false"
     assert env["WORKOS_API_KEY"] == WORKOS_KEY
 
@@ -69,6 +69,9 @@ def test_without_oauth_no_policy_is_needed(dev):
         ({**OAUTH, "wikibot:access_policy": "domain:*.example.com=rw"}, "is not an entry"),
         ({**OAUTH, "wikibot:access_policy": "domain:@example.com=rw"}, "is not an entry"),
         ({**OAUTH, "wikibot:access_policy": "email:ada=rw"}, "is not an entry"),
+        ({**OAUTH, "wikibot:access_policy": "domain:exa_mple.com=rw"}, "is not an entry"),
+        ({**OAUTH, "wikibot:access_policy": "domain:-example.com=rw"}, "is not an entry"),
+        ({**OAUTH, "wikibot:access_policy": "email:ada@example..com=rw"}, "is not an entry"),
         ({**OAUTH, "wikibot:access_policy": "user:user_01ABC=admin"}, "is not an entry"),
         ({**OAUTH, "wikibot:access_policy": '["user:user_01ABC=rw", 3]'}, "must be a string entry"),
     ],
