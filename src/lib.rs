@@ -9,6 +9,8 @@
 pub mod auth;
 pub mod bench;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lambda;
 pub mod mcp;
 pub mod probes;

@@ -7,6 +7,7 @@ This module must not create resources; it only describes the stack.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -27,6 +28,18 @@ MOUNT_PATH = "/mnt/efs"
 MAINTENANCE_OFF = "off"
 RATE_EXPRESSION = re.compile(r"rate\(([1-9][0-9]*) (minute|hour|day)(s?)\)")
 CRON_EXPRESSION = re.compile(r"cron\(([^()]*)\)")
+# Access policy entries (the function's MCP_ALLOW; the authoritative parser is
+# src/auth/policy.rs, which the function runs at start-up): kind:value=rw|ro.
+_LABEL = r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f])+(?<!-)"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})+"
+POLICY_ENTRY = re.compile(
+    rf"(?:user:user_[A-Za-z0-9]+|org:org_[A-Za-z0-9]+|email:[^@\s,=]+@{_DOMAIN}|domain:{_DOMAIN})=(?:rw|ro)",
+    re.IGNORECASE,
+)
+POLICY_USAGE = (
+    "entries look like user:user_01…=rw, email:ada@example.com=ro, domain:example.com=rw or "
+    "org:org_01…=ro (rw: read-write, ro: read-only)"
+)
 
 
 class SettingsError(Exception):
@@ -47,6 +60,8 @@ class Settings:
     timeout_seconds: int
     stage_name: str
     authkit_domain: str
+    access_policy: tuple[str, ...]
+    allow_any_user: bool
     wiki: str
     budget_amount_usd: int
     budget_email: str
@@ -69,6 +84,11 @@ class Settings:
     @property
     def maintenance_enabled(self) -> bool:
         return self.maintenance_schedule != MAINTENANCE_OFF
+
+    @property
+    def mcp_allow(self) -> str:
+        """The access policy as the function reads it (MCP_ALLOW)."""
+        return ", ".join(self.access_policy)
 
     @property
     def stale_lock_seconds(self) -> int:
@@ -107,6 +127,8 @@ class Settings:
             timeout_seconds=config.get_int("timeout_seconds") or 30,
             stage_name=config.get("stage_name") or "prod",
             authkit_domain=config.get("authkit_domain") or "",
+            access_policy=_policy_entries(config.get("access_policy")),
+            allow_any_user=config.get_bool("allow_any_user") or False,
             wiki=config.get("wiki") or "wiki",
             budget_amount_usd=config.get_int("budget_amount_usd") or 50,
             budget_email=config.require("budget_email"),
@@ -142,6 +164,49 @@ class Settings:
             raise SettingsError(f"budget_email must be an e-mail address, not {self.budget_email!r}")
         if self.maintenance_enabled:
             _check_schedule("maintenance_schedule", self.maintenance_schedule)
+        self._check_access()
+
+    def _check_access(self) -> None:
+        """The function refuses to start on these too; refusing here fails the deployment
+        before a broken function replaces a working one."""
+        for entry in self.access_policy:
+            if not POLICY_ENTRY.fullmatch(entry):
+                raise SettingsError(f"access_policy: {entry!r} is not an entry; {POLICY_USAGE}")
+        if not self.authkit_domain:
+            if self.access_policy or self.allow_any_user:
+                raise SettingsError(
+                    "access_policy and allow_any_user apply to OAuth sign-ins, but authkit_domain is not set"
+                )
+            return
+        if self.access_policy and self.allow_any_user:
+            raise SettingsError(
+                "allow_any_user opens the wiki to every signed-in user, which makes access_policy "
+                "pointless; set one of them"
+            )
+        if not self.access_policy and not self.allow_any_user:
+            raise SettingsError(
+                "authkit_domain turns OAuth on, so say who may use the wiki: "
+                "`pulumi config set access_policy 'user:user_01…=rw, domain:example.com=ro'` "
+                f"({POLICY_USAGE}), or `pulumi config set allow_any_user true` to let every user "
+                "AuthKit signs in read and write"
+            )
+
+
+def _policy_entries(raw: str | None) -> tuple[str, ...]:
+    """`access_policy` as a comma- or newline-separated string, or a YAML list of entries
+    (which Pulumi hands over as JSON)."""
+    if not raw or not raw.strip():
+        return ()
+    if raw.lstrip().startswith("["):
+        try:
+            items = json.loads(raw)
+        except ValueError as e:
+            raise SettingsError(f"access_policy: not a list of entries: {e}") from e
+        if not all(isinstance(item, str) for item in items):
+            raise SettingsError(f"access_policy: every list item must be a string entry; {POLICY_USAGE}")
+    else:
+        items = re.split(r"[,\n]", raw)
+    return tuple(entry.strip() for entry in items if entry.strip())
 
 
 def _check_schedule(setting: str, expression: str) -> None:

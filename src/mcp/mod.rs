@@ -27,9 +27,11 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
-use crate::auth::{AuthKitVerifier, Authenticator, Challenge, Principal};
+use crate::auth::{
+    AuthKitVerifier, Authenticator, Challenge, Directory, OAuth, Principal, UserAccess,
+};
 use crate::store::Store;
-pub use config::{AuthConfig, ServerConfig, ServerConfigError};
+pub use config::{AuthConfig, AuthKitConfig, ServerConfig, ServerConfigError};
 use guard::RequestGuard;
 use tools::{WikiAccess, WikiTools};
 
@@ -38,10 +40,18 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Builds the whole app for `config`.
 pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
-    let access = Arc::new(WikiAccess::new(
-        Store::new(config.store.clone()),
-        config.wiki.clone(),
-    ));
+    let oauth = match &config.auth {
+        AuthConfig::Required {
+            authkit: Some(authkit),
+            ..
+        } => Some(oauth(config, authkit)?),
+        _ => None,
+    };
+    let directory = oauth.as_ref().and_then(|o| o.directory.clone());
+    let access = Arc::new(
+        WikiAccess::new(Store::new(config.store.clone()), config.wiki.clone())
+            .with_directory(directory),
+    );
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -65,22 +75,15 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
             None,
         ),
         AuthConfig::Required {
-            authkit_issuer,
+            authkit,
             static_token,
         } => {
-            let authkit = authkit_issuer
-                .as_deref()
-                .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
-                .transpose()
-                .map_err(ServerConfigError::Setup)?;
             let challenge = Challenge {
-                resource_metadata: authkit_issuer
-                    .as_ref()
-                    .map(|_| config.resource_metadata_url()),
+                resource_metadata: authkit.as_ref().map(|_| config.resource_metadata_url()),
                 scopes: config.scopes.clone(),
             };
             let authenticator =
-                Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
+                Arc::new(Authenticator::new(oauth, static_token.clone(), challenge));
             let router = Router::new()
                 .nest_service(&mcp_path, mcp)
                 .layer(middleware::from_fn(check_protocol))
@@ -88,9 +91,9 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
                     authenticator,
                     require_bearer,
                 ));
-            let metadata = authkit_issuer
+            let metadata = authkit
                 .as_ref()
-                .map(|issuer| Metadata::new(config, issuer))
+                .map(|authkit| Metadata::new(config, &authkit.issuer))
                 .transpose()?;
             (router, metadata)
         }
@@ -120,6 +123,32 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
         &config.allowed_origins,
     ));
     Ok(app.layer(middleware::from_fn_with_state(guard, guard::check)))
+}
+
+/// The verifier, access decision and WorkOS directory for AuthKit sign-ins.
+fn oauth(config: &ServerConfig, authkit: &AuthKitConfig) -> Result<OAuth, ServerConfigError> {
+    let verifier = AuthKitVerifier::new(&authkit.issuer, &config.resource())
+        .map_err(ServerConfigError::Setup)?
+        .with_identity_claims(authkit.claims.clone());
+    let directory = authkit
+        .directory
+        .as_ref()
+        .map(|d| Directory::new(d).map(Arc::new))
+        .transpose()
+        .map_err(ServerConfigError::Setup)?;
+    if let UserAccess::Policy(policy) = &authkit.users
+        && policy.has_email_rules()
+        && directory.is_none()
+    {
+        tracing::warn!(
+            "the access policy has e-mail or domain rules but no WORKOS_API_KEY is set: they admit only tokens whose claims carry a verified e-mail"
+        );
+    }
+    Ok(OAuth {
+        verifier,
+        users: authkit.users.clone(),
+        directory,
+    })
 }
 
 async fn require_bearer(
@@ -325,36 +354,88 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events).
+/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events). Each event is
+/// first made safe for lambda_http's conversion ([`sanitize_event`]), which panics on a `Host`
+/// or path it cannot parse.
 pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
-    use lambda_http::RequestExt;
-    use lambda_http::tower::ServiceExt;
+    use lambda_http::tower::{Service, ServiceExt};
+    use lambda_http::{LambdaEvent, RequestExt};
     use tracing::Instrument;
-    let invocations = std::sync::atomic::AtomicU64::new(0);
-    lambda_http::run(lambda_http::service_fn(
-        move |request: lambda_http::Request| {
-            let app = app.clone();
-            let cold_start = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
-            let trace = request
-                .lambda_context_ref()
-                .and_then(|context| context.xray_trace_id.clone());
-            let span = crate::lambda::xray::invocation_span(trace.as_deref(), cold_start);
-            async move {
-                let response = app
-                    .oneshot(without_stage(request))
-                    .instrument(span.clone())
-                    .await;
-                crate::lambda::xray::finish(&span);
-                response
-            }
-        },
-    ))
+    let invocations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handle = move |request: lambda_http::Request| {
+        let app = app.clone();
+        let cold_start = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+        let trace = request
+            .lambda_context_ref()
+            .and_then(|context| context.xray_trace_id.clone());
+        let span = crate::lambda::xray::invocation_span(trace.as_deref(), cold_start);
+        async move {
+            let response = app
+                .oneshot(strip_stage(request))
+                .instrument(span.clone())
+                .await;
+            crate::lambda::xray::finish(&span);
+            response
+        }
+    };
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: LambdaEvent<Value>| {
+        let LambdaEvent { payload, context } = event;
+        let parsed =
+            serde_json::from_value::<lambda_http::request::LambdaRequest>(sanitize_event(payload));
+        let mut adapter = lambda_http::Adapter::from(lambda_http::service_fn(handle.clone()));
+        async move {
+            let request = parsed.map_err(|e| format!("not a proxy event: {e}"))?;
+            adapter
+                .call(LambdaEvent::new(request, context))
+                .await
+                .map_err(|e| lambda_http::Error::from(format!("{e:?}")))
+        }
+    }))
     .await
+}
+
+/// Makes a proxy event safe to convert: lambda_http 1.3 `unwrap`s the URL it builds from the
+/// `Host` header and the path, so a `Host` that is not a valid authority (or carries user
+/// information) is dropped — the request guard then answers `400` — and a path is made to
+/// start with `/`. API Gateway validates both before a real event arrives; this keeps any
+/// other caller of the function from crashing it.
+pub fn sanitize_event(mut event: Value) -> Value {
+    let Some(object) = event.as_object_mut() else {
+        return event;
+    };
+    for key in ["path", "rawPath"] {
+        if let Some(Value::String(path)) = object.get_mut(key)
+            && !path.starts_with('/')
+        {
+            path.insert(0, '/');
+        }
+    }
+    let valid_host = |value: &Value| {
+        value.as_str().is_some_and(|host| {
+            !host.contains('@')
+                && host
+                    .parse::<axum::http::uri::Authority>()
+                    .is_ok_and(|a| a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()))
+                && url::Url::parse(&format!("https://{host}/")).is_ok()
+        })
+    };
+    for key in ["headers", "multiValueHeaders"] {
+        if let Some(Value::Object(headers)) = object.get_mut(key) {
+            headers.retain(|name, value| {
+                !name.eq_ignore_ascii_case("host")
+                    || match value {
+                        Value::Array(values) => values.iter().all(valid_host),
+                        other => valid_host(other),
+                    }
+            });
+        }
+    }
+    event
 }
 
 /// API Gateway REST APIs deliver `/<stage>/mcp`; the app's routes are stage-free. The stage
 /// comes from the event's own request context, so no configuration can drift from it.
-fn without_stage(mut request: lambda_http::Request) -> lambda_http::Request {
+pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let stage = match request.request_context_ref() {
