@@ -7,6 +7,7 @@ This module must not create resources; it only describes the stack.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -42,6 +43,18 @@ LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 54
 # client gets a 504 while the function carries on (and may still commit a write).
 API_INTEGRATION_TIMEOUT_SECONDS = 29
 MAX_FUNCTION_TIMEOUT_SECONDS = API_INTEGRATION_TIMEOUT_SECONDS - 1
+# Access policy entries (the function's MCP_ALLOW; the authoritative parser is
+# src/auth/policy.rs, which the function runs at start-up): kind:value=rw|ro.
+_LABEL = r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f])+(?<!-)"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})+"
+POLICY_ENTRY = re.compile(
+    rf"(?:user:user_[A-Za-z0-9]+|org:org_[A-Za-z0-9]+|email:[^@\s,=]+@{_DOMAIN}|domain:{_DOMAIN})=(?:rw|ro)",
+    re.IGNORECASE,
+)
+POLICY_USAGE = (
+    "entries look like user:user_01…=rw, email:ada@example.com=ro, domain:example.com=rw or "
+    "org:org_01…=ro (rw: read-write, ro: read-only)"
+)
 
 
 class SettingsError(Exception):
@@ -62,6 +75,8 @@ class Settings:
     timeout_seconds: int
     stage_name: str
     authkit_domain: str
+    access_policy: tuple[str, ...]
+    allow_any_user: bool
     wiki: str
     budget_amount_usd: int
     budget_email: str
@@ -89,6 +104,11 @@ class Settings:
     @property
     def maintenance_enabled(self) -> bool:
         return self.maintenance_schedule != MAINTENANCE_OFF
+
+    @property
+    def mcp_allow(self) -> str:
+        """The access policy as the function reads it (MCP_ALLOW)."""
+        return ", ".join(self.access_policy)
 
     @property
     def stale_lock_seconds(self) -> int:
@@ -133,6 +153,8 @@ class Settings:
             timeout_seconds=_int(config, "timeout_seconds", 28),
             stage_name=_str(config, "stage_name", "prod"),
             authkit_domain=config.get("authkit_domain") or "",
+            access_policy=_policy_entries(config.get("access_policy")),
+            allow_any_user=config.get_bool("allow_any_user") or False,
             wiki=config.get("wiki") or "wiki",
             budget_amount_usd=_int(config, "budget_amount_usd", 50),
             budget_email=config.require("budget_email"),
@@ -177,6 +199,7 @@ class Settings:
         if self.maintenance_enabled:
             _check_schedule("maintenance_schedule", self.maintenance_schedule)
         self._validate_deployment_settings()
+        self._check_access()
 
     def _validate_deployment_settings(self) -> None:
         """The zone, stage, logs, throttling, NAT image and budget settings."""
@@ -204,6 +227,48 @@ class Settings:
             raise SettingsError(f"api_throttle_burst must be 1–5000 requests, not {self.api_throttle_burst}")
         if self.nat_ami is not None and not AMI_ID.fullmatch(self.nat_ami):
             raise SettingsError(f"nat_ami must be an image id such as ami-0123456789abcdef0, not {self.nat_ami!r}")
+
+    def _check_access(self) -> None:
+        """The function refuses to start on these too; refusing here fails the deployment
+        before a broken function replaces a working one."""
+        for entry in self.access_policy:
+            if not POLICY_ENTRY.fullmatch(entry):
+                raise SettingsError(f"access_policy: {entry!r} is not an entry; {POLICY_USAGE}")
+        if not self.authkit_domain:
+            if self.access_policy or self.allow_any_user:
+                raise SettingsError(
+                    "access_policy and allow_any_user apply to OAuth sign-ins, but authkit_domain is not set"
+                )
+            return
+        if self.access_policy and self.allow_any_user:
+            raise SettingsError(
+                "allow_any_user opens the wiki to every signed-in user, which makes access_policy "
+                "pointless; set one of them"
+            )
+        if not self.access_policy and not self.allow_any_user:
+            raise SettingsError(
+                "authkit_domain turns OAuth on, so say who may use the wiki: "
+                "`pulumi config set access_policy 'user:user_01…=rw, domain:example.com=ro'` "
+                f"({POLICY_USAGE}), or `pulumi config set allow_any_user true` to let every user "
+                "AuthKit signs in read and write"
+            )
+
+
+def _policy_entries(raw: str | None) -> tuple[str, ...]:
+    """`access_policy` as a comma- or newline-separated string, or a YAML list of entries
+    (which Pulumi hands over as JSON)."""
+    if not raw or not raw.strip():
+        return ()
+    if raw.lstrip().startswith("["):
+        try:
+            items = json.loads(raw)
+        except ValueError as e:
+            raise SettingsError(f"access_policy: not a list of entries: {e}") from e
+        if not all(isinstance(item, str) for item in items):
+            raise SettingsError(f"access_policy: every list item must be a string entry; {POLICY_USAGE}")
+    else:
+        items = re.split(r"[,\n]", raw)
+    return tuple(entry.strip() for entry in items if entry.strip())
 
 
 # Pulumi's typed getters return None for an absent setting; `get_int(...) or default` would

@@ -157,6 +157,16 @@ def test_only_what_is_missing_is_listed(deploy):
     assert "budget_email you@example.com" not in result.stderr and "workos_api_key sk_live" not in result.stderr
 
 
+def test_with_oauth_on_an_access_policy_is_required(deploy):
+    deploy.given(stacks=configured(authkit_domain="acme.authkit.app"))
+    result = deploy("check")
+    assert result.status == 1
+    assert "config set --stack dev access_policy 'user:user_01...=rw, domain:example.com=ro'" in result.stderr
+    assert "allow_any_user true" in result.stderr
+    deploy.given(stacks=configured(authkit_domain="acme.authkit.app", allow_any_user="true"))
+    assert deploy("check").status == 0
+
+
 def test_a_secret_stored_in_plain_text_is_refused(deploy):
     stacks = configured()
     stacks["dev"]["config"]["wikibot:workos_api_key"]["secret"] = False
@@ -241,7 +251,8 @@ def test_given_zips_are_used_as_they_are_and_pins_already_set_are_kept(deploy, t
     zips.mkdir()
     for function in ("efs-probe", "git-probe", "mcp-server"):
         (zips / f"{function}-x86_64.zip").write_text("zip")
-    deploy.given(stacks=configured(architecture="x86_64", availability_zone_id="use1-az6", authkit_domain="acme.authkit.app"))
+    deploy.given(stacks=configured(architecture="x86_64", availability_zone_id="use1-az6", authkit_domain="acme.authkit.app",
+                                    access_policy="domain:example.com=rw"))
     result = deploy("up", WIKIBOT_LAMBDA_ZIPS=str(zips))
     assert result.status == 0, result.stderr
     assert not [c for c in result.calls if c["tool"] == "build-lambdas"]

@@ -39,7 +39,7 @@ def test_every_function_is_a_traced_vpc_bootstrap_with_the_wiki_mounted(run_stac
 
 
 def test_the_mcp_server_knows_its_public_url_and_auth_settings(run_stack):
-    stack = run_stack({"wikibot:authkit_domain": "acme-123.authkit.app"})
+    stack = run_stack({"wikibot:authkit_domain": "acme-123.authkit.app", "wikibot:allow_any_user": "true"})
     env = stack.one(FUNCTION, "mcp-server").plain("environment")["variables"]
     api = stack.one("aws:apigateway/restApi:RestApi")
     assert env["MCP_RESOURCE_URL"] == f"https://{api.id}.execute-api.us-east-1.amazonaws.com/prod/mcp"

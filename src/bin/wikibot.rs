@@ -154,11 +154,60 @@ struct ServeArgs {
     /// WorkOS AuthKit domain for OAuth (e.g. acme.authkit.app).
     #[arg(long, env = "AUTHKIT_DOMAIN", value_name = "DOMAIN")]
     authkit_domain: Option<String>,
+    /// With OAuth: who may use the wiki, one rule per --allow (or comma-separated):
+    /// user:user_01…=rw, email:ada@example.com=ro, domain:example.com=rw, org:org_01…=ro.
+    /// E-mail and domain rules count only verified addresses; domains match exactly.
+    #[arg(
+        long = "allow",
+        env = "MCP_ALLOW",
+        value_delimiter = ',',
+        value_name = "RULE"
+    )]
+    allow: Vec<String>,
+    /// With OAuth: let every user AuthKit signs in read and write (instead of --allow).
+    #[arg(long, env = "MCP_ALLOW_ANY_USER")]
+    allow_any_user: bool,
+    /// WorkOS API key, to look up signed-in users' names and e-mails (commit authors, the
+    /// e-mail rules of --allow).
+    #[arg(
+        long,
+        env = "WORKOS_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    workos_api_key: Option<String>,
+    /// The WorkOS API (a local emulator or mock, for tests).
+    #[arg(long, env = "WORKOS_BASE_URL", value_name = "URL")]
+    workos_base_url: Option<String>,
+    /// The JWT-template claim holding the user's name.
+    #[arg(
+        long,
+        env = "MCP_NAME_CLAIM",
+        default_value = "name",
+        value_name = "CLAIM"
+    )]
+    name_claim: String,
+    /// The JWT-template claim holding the user's e-mail address.
+    #[arg(
+        long,
+        env = "MCP_EMAIL_CLAIM",
+        default_value = "email",
+        value_name = "CLAIM"
+    )]
+    email_claim: String,
+    /// The JWT-template claim saying whether that address is verified.
+    #[arg(
+        long,
+        env = "MCP_EMAIL_VERIFIED_CLAIM",
+        default_value = "email_verified",
+        value_name = "CLAIM"
+    )]
+    email_verified_claim: String,
     /// A browser origin allowed to call (repeatable; default: the server's own origin).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Accept requests without credentials (loopback only; for MCP conformance runs).
-    #[arg(long, conflicts_with_all = ["token", "authkit_domain"])]
+    #[arg(long, conflicts_with_all = ["token", "authkit_domain", "allow", "allow_any_user"])]
     no_auth: bool,
 }
 
@@ -388,8 +437,8 @@ fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
 }
 
 async fn serve(args: ServeArgs) -> CliResult {
-    use wikibot::auth::StaticToken;
-    use wikibot::mcp::{self, AuthConfig, ServerConfig};
+    use wikibot::auth::{AccessPolicy, IdentityClaims, StaticToken};
+    use wikibot::mcp::{self, AuthConfig, AuthKitConfig, ServerConfig};
 
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -418,14 +467,43 @@ async fn serve(args: ServeArgs) -> CliResult {
                 Some(token)
             }
         };
-        let authkit_issuer = args
-            .authkit_domain
-            .as_deref()
-            .map(mcp::config::authkit_issuer)
-            .transpose()
-            .map_err(|e| e.to_string())?;
+        let authkit = match args.authkit_domain.as_deref() {
+            Some(domain) => {
+                let policy =
+                    AccessPolicy::parse_all("--allow", &args.allow).map_err(|e| e.to_string())?;
+                let users = mcp::config::user_access(
+                    policy,
+                    args.allow_any_user,
+                    ("--allow", "--allow-any-user"),
+                )
+                .map_err(|e| e.to_string())?;
+                let mut authkit = AuthKitConfig::new(
+                    mcp::config::authkit_issuer(domain).map_err(|e| e.to_string())?,
+                    users,
+                );
+                authkit.claims = IdentityClaims {
+                    name: args.name_claim.clone(),
+                    email: args.email_claim.clone(),
+                    email_verified: args.email_verified_claim.clone(),
+                };
+                authkit.directory = mcp::config::directory_config(
+                    args.workos_api_key.as_deref(),
+                    args.workos_base_url.as_deref(),
+                    ("--workos-api-key", "--workos-base-url"),
+                )
+                .map_err(|e| e.to_string())?;
+                Some(authkit)
+            }
+            None if !args.allow.is_empty() || args.allow_any_user => {
+                return Err(
+                    "--allow and --allow-any-user apply to OAuth sign-ins: add --authkit-domain"
+                        .into(),
+                );
+            }
+            None => None,
+        };
         AuthConfig::Required {
-            authkit_issuer,
+            authkit,
             static_token,
         }
     };
@@ -466,11 +544,30 @@ async fn serve(args: ServeArgs) -> CliResult {
                 "  transport Streamable HTTP, URL {url}, header Authorization: Bearer <the token above>"
             );
         }
-        (AuthConfig::Required { authkit_issuer, .. }, None) => {
-            if let Some(issuer) = authkit_issuer {
+        (AuthConfig::Required { authkit, .. }, None) => {
+            if let Some(authkit) = authkit {
                 println!(
-                    "OAuth: tokens from {issuer}; metadata at {}",
+                    "OAuth: tokens from {}; metadata at {}",
+                    authkit.issuer,
                     config.resource_metadata_url()
+                );
+                match &authkit.users {
+                    wikibot::auth::UserAccess::AnyUser => {
+                        println!("access: every signed-in user, read-write (--allow-any-user)");
+                    }
+                    wikibot::auth::UserAccess::Policy(policy) => {
+                        let rules: Vec<String> =
+                            policy.rules().iter().map(ToString::to_string).collect();
+                        println!("access: {}", rules.join(", "));
+                    }
+                }
+                println!(
+                    "authors' names: {}",
+                    if authkit.directory.is_some() {
+                        "token claims, else WorkOS"
+                    } else {
+                        "token claims only (no --workos-api-key)"
+                    }
                 );
             }
             println!(
