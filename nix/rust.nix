@@ -16,17 +16,18 @@
   craneLib = craneFor pkgs;
   inherit (craneLib.crateNameFromCargoToml {cargoToml = ../Cargo.toml;}) version;
 
-  # Rust sources, plus the files tests read at compile or run time. checks/nix-lint (the
-  # alejandra CLI) and the fuzz crate are crates of their own, outside this workspace: editing
-  # them must not rebuild every Rust derivation. The fuzz corpora stay (tests/fuzz_corpora.rs).
+  # The Rust sources. checks/nix-lint (the alejandra CLI) and fuzz/ are crates of their own,
+  # outside this workspace: editing them must not rebuild every Rust derivation.
+  rustSources = lib.fileset.difference (craneLib.fileset.commonCargoSources ../.) (lib.fileset.unions [../checks/nix-lint ../fuzz]);
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      (lib.fileset.difference (craneLib.fileset.commonCargoSources ../.) (lib.fileset.unions [../checks/nix-lint ../fuzz]))
-      ../tests/fixtures
-      ../tests/python
-      ../fuzz/corpus
-    ];
+    fileset = rustSources;
+  };
+  # What clippy (all targets) and the tests also read: keys, the Python client, the fuzz
+  # corpora (tests/fuzz_corpora.rs). Test data changes rebuild no package.
+  testSrc = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [rustSources ../tests/fixtures ../tests/python ../fuzz/corpus];
   };
 
   commonArgs = {
@@ -38,7 +39,12 @@
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
   # clippy and nextest build as `cargo clippy` and `cargo test` do in checks/run: the dev
   # profile (debug assertions on, no fat LTO), with dependencies built once for both.
-  devArgs = commonArgs // {CARGO_PROFILE = "dev";};
+  devArgs =
+    commonArgs
+    // {
+      src = testSrc;
+      CARGO_PROFILE = "dev";
+    };
   devArtifacts = craneLib.buildDepsOnly devArgs;
 
   crossSystems = {
