@@ -127,6 +127,7 @@ class LambdaFunctions(pulumi.ComponentResource):
     def _policies(self, storage: WikiFileSystem) -> dict[str, pulumi.Output[str]]:
         log_arns = pulumi.Output.all(*[group.arn for group in self.log_groups.values()])
         return {
+            # What AWS's managed AWSLambdaVPCAccessExecutionRole grants for the network.
             "vpc-access": pulumi.Output.from_input(
                 _document(
                     {
@@ -135,6 +136,7 @@ class LambdaFunctions(pulumi.ComponentResource):
                         "Action": [
                             "ec2:CreateNetworkInterface",
                             "ec2:DescribeNetworkInterfaces",
+                            "ec2:DescribeSubnets",
                             "ec2:DeleteNetworkInterface",
                             "ec2:AssignPrivateIpAddresses",
                             "ec2:UnassignPrivateIpAddresses",
