@@ -25,7 +25,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let root = tempfile::tempdir().unwrap();
     let auth = AuthConfig::Required {
-        authkit_issuer: None,
+        authkit: None,
         static_token: Some(StaticToken::new(TOKEN).unwrap()),
     };
     let server = TestServer::start(root.path(), auth, &[]).await;

@@ -5,27 +5,33 @@
 //!
 //! Each tool validates its arguments, runs the store call off the async runtime, and turns a
 //! store error into a tool error (`isError: true`) whose text tells the assistant what to do
-//! next; `render.rs` shapes the answers. Commits are authored by the authenticated principal.
-//! Every tool carries MCP annotations, and those that change the wiki are exactly the ones not
-//! marked read-only ([`is_write_tool`]): an access policy keys on that. Input schemas are made
-//! portable ([`portable_schema`]). This module must not authenticate (the middleware did) or
-//! touch git except through the store.
+//! next; `render.rs` shapes the answers. Input schemas are made portable
+//! ([`portable_schema`]). Commits are authored by the authenticated principal, with the name
+//! and e-mail WorkOS has for them (looked up lazily, only for writes, see `auth::directory`).
+//!
+//! Read-only callers (the access policy's `=ro`) are refused in one place, before any tool
+//! runs: [`WikiTools::changes_the_wiki`] counts every tool as a write tool unless its
+//! `#[tool]` declares `annotations(read_only_hint = true)` (which clients see too), so a new
+//! tool is refused to read-only callers until it says it only reads. This module must not
+//! authenticate (the middleware did) or touch git except through the store.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::tool::{Extension, ToolCallContext};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig as McpServerInfo,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ServerCapabilities, ServerConfig as McpServerInfo,
 };
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
 use super::render;
-use crate::auth::Principal;
+use crate::auth::{Directory, Principal};
 use crate::store::{
     Author, Change, Expect, HistoryCursor, HistoryRequest, ListRequest, PageEdit, PagePath,
     Revision, SearchRequest, Store, StoreError, Wiki, WikiName, WriteRequest,
@@ -44,11 +50,22 @@ const MAX_ECHO_BYTES: usize = 64 * 1024;
 pub struct WikiAccess {
     store: Store,
     wiki: WikiName,
+    /// Where authors' names and e-mails come from when their tokens do not carry them.
+    directory: Option<Arc<Directory>>,
 }
 
 impl WikiAccess {
     pub fn new(store: Store, wiki: WikiName) -> Self {
-        Self { store, wiki }
+        Self {
+            store,
+            wiki,
+            directory: None,
+        }
+    }
+
+    pub fn with_directory(mut self, directory: Option<Arc<Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// The wiki, created on first use (idempotent and cached after the first call).
@@ -287,13 +304,56 @@ impl WikiTools {
             .unwrap_or_else(|e| Err(ToolError(format!("the wiki operation failed: {e}"))));
         Ok(match outcome {
             Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(ToolError(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
+            Err(error) => error.into_result(),
         })
+    }
+
+    /// Whether `tool` may change the wiki: every tool that does not declare
+    /// `read_only_hint = true`. Unknown tools are left to the router's own error.
+    fn changes_the_wiki(tool: &str) -> bool {
+        Self::tools().get(tool).is_some_and(|tool| {
+            tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
+        })
+    }
+
+    /// A tool error when the caller may not run `tool` (a write tool, read-only access).
+    fn refusal(tool: &str, parts: Option<&Parts>) -> Option<ToolError> {
+        if !Self::changes_the_wiki(tool) {
+            return None;
+        }
+        let principal = match parts.map(principal) {
+            Some(Ok(principal)) => principal,
+            Some(Err(e)) => return Some(e),
+            None => return Some(ToolError("not authenticated".into())),
+        };
+        (!principal.may_write()).then(|| {
+            ToolError(format!(
+                "{tool} refused: you have read-only access to this wiki (granted by {}). Reading works; ask the wiki's operator for write access.",
+                principal.granted_by
+            ))
+        })
+    }
+
+    /// The author of a write by the caller: the name and e-mail WorkOS has for them when
+    /// their token did not carry both (the user id if WorkOS cannot be reached).
+    async fn author(&self, parts: &Parts) -> Result<Author, ToolError> {
+        let principal = principal(parts)?;
+        let author = match &self.access.directory {
+            Some(directory) => directory.author(&principal).await,
+            None => principal,
+        };
+        Ok(Author::new(&author.name, &author.email)?)
     }
 }
 
 /// A failure the assistant should read.
 struct ToolError(String);
+
+impl ToolError {
+    fn into_result(self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(self.0)])
+    }
+}
 
 impl From<StoreError> for ToolError {
     fn from(e: StoreError) -> Self {
@@ -397,29 +457,6 @@ fn principal(parts: &Parts) -> Result<Principal, ToolError> {
         .ok_or_else(|| ToolError("not authenticated".into()))
 }
 
-/// The author of a change by the caller. Every tool that changes the wiki gets its author
-/// here (and is annotated as not read-only, see [`is_write_tool`]).
-fn author(parts: &Parts) -> Result<Author, ToolError> {
-    let principal = principal(parts)?;
-    Ok(Author::new(&principal.name, &principal.email)?)
-}
-
-/// Whether the named tool changes the wiki: every tool not annotated read-only.
-pub fn is_write_tool(name: &str) -> bool {
-    WikiTools::tools()
-        .get(name)
-        .is_some_and(|tool| tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true))
-}
-
-/// The names of all tools.
-pub fn tool_names() -> Vec<String> {
-    WikiTools::tools()
-        .list_all()
-        .into_iter()
-        .map(|tool| tool.name.to_string())
-        .collect()
-}
-
 #[tool_router]
 impl WikiTools {
     #[tool(
@@ -471,8 +508,11 @@ impl WikiTools {
         Parameters(args): Parameters<WriteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.author(&parts).await {
+            Ok(author) => author,
+            Err(e) => return Ok(e.into_result()),
+        };
         self.run("write_note", move |access| {
-            let author = author(&parts)?;
             let page = page_path(&args.path)?;
             let expect = match revision(args.revision.as_deref())? {
                 Some(base) => Expect::Unchanged(base),
@@ -506,8 +546,11 @@ impl WikiTools {
         Parameters(args): Parameters<EditNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.author(&parts).await {
+            Ok(author) => author,
+            Err(e) => return Ok(e.into_result()),
+        };
         self.run("edit_note", move |access| {
-            let author = author(&parts)?;
             let page = page_path(&args.path)?;
             let edit = match (&args.old_string, &args.append, &args.prepend) {
                 (Some(old), None, None) => PageEdit::Replace {
@@ -556,8 +599,11 @@ impl WikiTools {
         Parameters(args): Parameters<DeleteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.author(&parts).await {
+            Ok(author) => author,
+            Err(e) => return Ok(e.into_result()),
+        };
         self.run("delete_note", move |access| {
-            let author = author(&parts)?;
             let page = page_path(&args.path)?;
             let expect = required_revision(&args.revision, "delete_note")?;
             let message = args.commit_message.unwrap_or_default();
@@ -590,8 +636,11 @@ impl WikiTools {
         Parameters(args): Parameters<RenameNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.author(&parts).await {
+            Ok(author) => author,
+            Err(e) => return Ok(e.into_result()),
+        };
         self.run("rename_note", move |access| {
-            let author = author(&parts)?;
             let from = page_path(&args.path)?;
             let to = page_path(&args.new_path)?;
             let expect = required_revision(&args.revision, "rename_note")?;
@@ -750,6 +799,20 @@ impl WikiTools {
 
 #[tool_handler(router = Self::tools())]
 impl ServerHandler for WikiTools {
+    /// The router's dispatch, after the one access check every tool passes.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(refused) = Self::refusal(&request.name, context.extensions.get::<Parts>()) {
+            return Ok(refused.into_result().into());
+        }
+        Self::tools()
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
     fn get_info(&self) -> McpServerInfo {
         McpServerInfo::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("wikibot", env!("CARGO_PKG_VERSION")))
@@ -770,10 +833,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_tool_is_annotated_and_the_write_tools_are_the_ones_that_change_the_wiki() {
-        let mut writes: Vec<String> = tool_names()
+    fn only_tools_declared_read_only_escape_the_write_check() {
+        for write in ["write_note", "edit_note", "delete_note", "rename_note"] {
+            assert!(WikiTools::changes_the_wiki(write), "{write}");
+        }
+        for read in [
+            "echo",
+            "read_note",
+            "list_notes",
+            "search_notes",
+            "get_links",
+            "find_orphaned_notes",
+            "get_history",
+            "get_recent_changes",
+        ] {
+            assert!(!WikiTools::changes_the_wiki(read), "{read}");
+        }
+        assert!(
+            !WikiTools::changes_the_wiki("no_such_tool"),
+            "the router reports unknown tools"
+        );
+    }
+
+    #[test]
+    fn read_only_callers_are_refused_write_tools_with_the_reason() {
+        let mut request = axum::http::Request::new(());
+        let reader = Principal::new(crate::auth::AuthMethod::AuthKit, "user_1", None, None)
+            .granted(crate::auth::Access::ReadOnly, "org:org_1=ro");
+        request.extensions_mut().insert(reader);
+        let (parts, ()) = request.into_parts();
+        let refused = WikiTools::refusal("write_note", Some(&parts)).map(|e| e.0);
+        assert!(
+            refused.as_deref().is_some_and(
+                |text| text.starts_with("write_note refused") && text.contains("org:org_1=ro")
+            ),
+            "{refused:?}"
+        );
+        assert!(WikiTools::refusal("read_note", Some(&parts)).is_none());
+        assert!(
+            WikiTools::refusal("write_note", None).is_some(),
+            "no caller"
+        );
+        let mut request = axum::http::Request::new(());
+        request.extensions_mut().insert(Principal::static_token());
+        let (parts, ()) = request.into_parts();
+        assert!(WikiTools::refusal("write_note", Some(&parts)).is_none());
+    }
+
+    #[test]
+    fn every_tool_is_annotated_and_only_the_four_write_tools_change_the_wiki() {
+        let mut writes: Vec<String> = WikiTools::tools()
+            .list_all()
             .into_iter()
-            .filter(|name| is_write_tool(name))
+            .map(|tool| tool.name.to_string())
+            .filter(|name| WikiTools::changes_the_wiki(name))
             .collect();
         writes.sort();
         assert_eq!(
@@ -787,7 +900,6 @@ mod tests {
                 tool.name
             );
         }
-        assert!(!is_write_tool("search_notes"));
     }
 
     #[test]
