@@ -1,5 +1,6 @@
 //! `wikibot`: the command line. It runs compiled Lambda bootstraps locally through the
-//! Runtime API emulator (`invoke`), measures the store and cold starts (`bench`), and mounts
+//! Runtime API emulator (`invoke`), serves them by name over the Lambda service's API
+//! (`emulate`), measures the store, cold starts and deployed functions (`bench`), and mounts
 //! the EFS latency simulator (`efs-sim`).
 //! Each subcommand parses its arguments, calls the library, and prints; nothing more.
 
@@ -44,6 +45,22 @@ enum Command {
     ///
     /// Example: wikibot invoke git-probe --event '{"op":"lifecycle","repo":"demo"}'
     Invoke(InvokeArgs),
+    /// Serve the built Lambda functions by name over the Lambda service's own API, for the
+    /// AWS SDKs and CLI: Invoke (with LogType Tail: START/END/REPORT log lines measured
+    /// here), GetFunction, Get/UpdateFunctionConfiguration, ListFunctions.
+    ///
+    /// Each function (efs-probe, git-probe, mcp-server built next to this wikibot, or those
+    /// given with --function) gets WIKIBOT_ROOT=--root and the --env variables as its
+    /// configured environment. Concurrent invocations run in separate processes (execution
+    /// environments), started on demand: a new one is a cold start. A configuration update
+    /// retires them all, so the next invocation is cold. Runs until Ctrl-C or SIGTERM.
+    ///
+    /// The emulator checks no request signature and has no access control: anyone who can
+    /// reach its port can run the functions and change their environment. So it listens on
+    /// loopback only, unless --allow-remote says otherwise.
+    ///
+    /// Example: wikibot emulate --port 9001 --root wikibot-data
+    Emulate(EmulateArgs),
     /// Maintain a wiki's repository: pack new objects, index new commits for page history,
     /// and delete what is safely redundant (after the grace period).
     ///
@@ -107,6 +124,36 @@ struct EfsSimArgs {
     /// Also write the counts as JSON to FILE, on exit and on SIGUSR1.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EmulateArgs {
+    /// Address to listen on: loopback unless --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port to listen on (0: any free port; the endpoint is printed).
+    #[arg(long, default_value_t = 9001)]
+    port: u16,
+    #[command(flatten)]
+    function: FunctionArgs,
+    /// Serve this bootstrap as function NAME (repeatable). Default: efs-probe, git-probe and
+    /// mcp-server, those of them built next to this wikibot.
+    #[arg(long = "function", value_name = "NAME=PATH", value_parser = parse_function)]
+    functions: Vec<(String, PathBuf)>,
+    /// Environments (processes) one function may run at once; more concurrent invocations
+    /// are throttled (429 TooManyRequestsException), as Lambda's concurrency limit does.
+    #[arg(long, default_value_t = wikibot::lambda::service::DEFAULT_MAX_ENVIRONMENTS, value_name = "N")]
+    max_environments: usize,
+    /// How long LastUpdateStatus stays InProgress after a configuration update.
+    #[arg(long, default_value_t = wikibot::lambda::service::DEFAULT_UPDATE_DELAY.as_millis() as u64, value_name = "MS")]
+    update_delay_ms: u64,
+    /// Do not copy the functions' logs (and START/END/REPORT lines) to stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Listen on a non-loopback --host. Only on a network you trust: nothing is
+    /// authenticated.
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 #[derive(Args)]
@@ -345,6 +392,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => block_on(serve(args)).and_then(|result| result),
         Command::Invoke(args) => block_on(invoke(args)).and_then(|result| result),
+        Command::Emulate(args) => block_on(emulate(args)).and_then(|result| result),
         Command::Maintain(args) => maintain(&args),
         Command::Bench(command) => bench(command),
         Command::EfsSim(args) => block_on(run_efs_sim(args)).and_then(|result| result),
@@ -562,6 +610,104 @@ async fn invoke(args: InvokeArgs) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn emulate(args: EmulateArgs) -> CliResult {
+    use wikibot::lambda::service::{FunctionDefinition, LambdaService, ServiceOptions};
+
+    if !args.host.is_loopback() && !args.allow_remote {
+        return Err(format!(
+            "refusing to listen on {}: the emulator authenticates nobody, so anyone who can reach it could run the functions and change their configuration; use a loopback address, or --allow-remote on a network you trust",
+            args.host
+        ));
+    }
+    let root = std::fs::create_dir_all(&args.function.root)
+        .and_then(|()| std::path::absolute(&args.function.root))
+        .map_err(|e| format!("cannot use --root {}: {e}", args.function.root.display()))?;
+    let mut missing = Vec::new();
+    let functions = if args.functions.is_empty() {
+        ["efs-probe", "git-probe", "mcp-server"]
+            .into_iter()
+            .filter_map(|name| {
+                let path = resolve_bootstrap(Path::new(name));
+                if path.is_file() {
+                    Some((name.to_owned(), path))
+                } else {
+                    missing.push(name);
+                    None
+                }
+            })
+            .collect()
+    } else {
+        args.functions.clone()
+    };
+    if functions.is_empty() {
+        return Err(
+            "no functions built next to this wikibot; build them (cargo build --release --bins) or name them with --function NAME=PATH".into(),
+        );
+    }
+    let definitions = functions
+        .into_iter()
+        .map(|(name, bootstrap)| {
+            let mut definition = FunctionDefinition::new(name, bootstrap);
+            definition
+                .environment
+                .insert("WIKIBOT_ROOT".into(), root.display().to_string());
+            definition
+                .environment
+                .extend(args.function.env.iter().cloned());
+            definition.memory_mb = args.function.memory;
+            definition.timeout = Duration::from_secs(args.function.timeout);
+            definition
+        })
+        .collect();
+    let options = ServiceOptions {
+        max_environments: args.max_environments.max(1),
+        update_delay: Duration::from_millis(args.update_delay_ms),
+        echo_logs: !args.quiet,
+    };
+    let service = LambdaService::new(definitions, options).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let region = wikibot::lambda::emulator::REGION;
+    println!("endpoint: http://{address}");
+    println!(
+        "functions: {} (WIKIBOT_ROOT={})",
+        service.function_names().join(", "),
+        root.display()
+    );
+    if !missing.is_empty() {
+        println!("not built, so not served: {}", missing.join(", "));
+    }
+    println!("For an AWS SDK or the AWS CLI (no signature is checked; any keys do):");
+    println!(
+        "  export AWS_ENDPOINT_URL=http://{address} AWS_REGION={region} AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_EC2_METADATA_DISABLED=true"
+    );
+    println!("Ctrl-C stops.");
+    let shutdown = async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match terminate.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+        }
+    };
+    service
+        .serve(listener, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_function(raw: &str) -> Result<(String, PathBuf), String> {
+    match raw.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), resolve_bootstrap(Path::new(path))))
+        }
+        _ => Err(format!("expected NAME=PATH, got {raw:?}")),
+    }
 }
 
 /// Exit status of `efs-sim` when FUSE cannot be used on this machine.
