@@ -366,6 +366,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark the deployed functions through the Lambda API (AWS SDK for Rust), against
+    /// AWS or `wikibot emulate`, and judge Phase 0's exit criteria.
+    ///
+    /// Against git-probe: WARM warm reads and WARM warm writes, COLD cold starts (each forced
+    /// by an environment-variable change, waiting until the update has finished; the
+    /// variables are restored at the end), concurrent reads, and rounds of concurrent writers
+    /// whose commits are then looked up in the wiki's history. Against efs-probe: warm and
+    /// cold invocations. For each: the client's wall time, the REPORT line's Duration and
+    /// Init Duration, and the function's own timings_ms; p50/p90/p99/max and PASS/FAIL per
+    /// criterion. Writes Bench/… pages into --wiki.
+    ///
+    /// Region and credentials come from the standard AWS chain (environment, profile, SSO
+    /// via `aws configure export-credentials`, instance role); a loopback --endpoint-url
+    /// (the emulator) needs neither. Needs the `bench-lambda` feature:
+    /// cargo build --release --features bench-lambda.
+    ///
+    /// Example: wikibot bench lambda --endpoint-url http://127.0.0.1:9001 --report-page "Dev/Phase 0 — EFS Benchmarks"
+    Lambda(LambdaBenchArgs),
     /// Start a bootstrap afresh RUNS times and time exec → first Runtime API request (init)
     /// and exec → first response.
     Cold {
@@ -385,6 +403,62 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+struct LambdaBenchArgs {
+    /// The Lambda API endpoint, e.g. http://127.0.0.1:9001 (wikibot emulate). Default: AWS's,
+    /// for the region of the standard chain (or AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// The git-probe function (name or ARN).
+    #[arg(long, default_value = "git-probe")]
+    function: String,
+    /// The efs-probe function (name or ARN).
+    #[arg(long, default_value = "efs-probe")]
+    efs_function: String,
+    /// Do not measure efs-probe.
+    #[arg(long)]
+    no_efs: bool,
+    /// The wiki to read and write (the one the MCP server serves, so the report is seen).
+    #[arg(long, default_value = wikibot::mcp::config::DEFAULT_WIKI, value_name = "NAME")]
+    wiki: String,
+    /// Warm reads and warm writes (each), and warm efs-probe invocations.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    warm: usize,
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 5, value_name = "M")]
+    cold: usize,
+    /// Reads sent at once.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    concurrent_reads: usize,
+    /// Rounds of writers sent at once, each writer to its own page.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5,15",
+        value_name = "N,N"
+    )]
+    writers: Vec<usize>,
+    /// Print the whole report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Write the report into the wiki as this page, through the git-probe function (a write
+    /// event: it lands where the function stores pages), or through --mcp-url.
+    #[arg(long, value_name = "PAGE")]
+    report_page: Option<String>,
+    /// Write the report page through this MCP endpoint (write_note) instead.
+    #[arg(long, value_name = "URL", requires = "report_page")]
+    mcp_url: Option<String>,
+    /// Bearer token for --mcp-url.
+    #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Also draw the latency chart as an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// The git commit of the build being measured (default: this directory's HEAD).
+    #[arg(long, value_name = "REV")]
+    commit: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -685,6 +759,9 @@ async fn emulate(args: EmulateArgs) -> CliResult {
     println!(
         "  export AWS_ENDPOINT_URL=http://{address} AWS_REGION={region} AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_EC2_METADATA_DISABLED=true"
     );
+    println!(
+        "  wikibot bench lambda --endpoint-url http://{address}    # needs the bench-lambda feature"
+    );
     println!("Ctrl-C stops.");
     let shutdown = async {
         let mut terminate =
@@ -708,6 +785,81 @@ fn parse_function(raw: &str) -> Result<(String, PathBuf), String> {
         }
         _ => Err(format!("expected NAME=PATH, got {raw:?}")),
     }
+}
+
+#[cfg(feature = "bench-lambda")]
+fn bench_lambda(args: LambdaBenchArgs) -> CliResult {
+    use wikibot::bench::lambda::{self, Options, report};
+
+    let options = Options {
+        endpoint_url: args.endpoint_url.clone(),
+        function: args.function.clone(),
+        efs_function: (!args.no_efs).then(|| args.efs_function.clone()),
+        wiki: args.wiki.clone(),
+        warm: args.warm,
+        cold: args.cold,
+        concurrent_reads: args.concurrent_reads,
+        writers: args.writers.iter().copied().filter(|&w| w > 0).collect(),
+        commit: args.commit.clone().unwrap_or_else(lambda::current_commit),
+        progress: true,
+    };
+    block_on(async {
+        let report = lambda::run(&options).await.map_err(|e| e.to_string())?;
+        if let Some(path) = &args.chart {
+            report::svg_chart(&report, path).map_err(|e| e.to_string())?;
+        }
+        let page = report::page(&report);
+        let written = match (&args.report_page, &args.mcp_url) {
+            (None, _) => None,
+            (Some(name), Some(url)) => Some(
+                lambda::write_page_through_mcp(url, args.token.as_deref(), name, &page)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            (Some(name), None) => {
+                let client = lambda::client(options.endpoint_url.as_deref()).await;
+                let revision = lambda::write_page_through_function(
+                    &client,
+                    &options.function,
+                    &options.wiki,
+                    name,
+                    &page,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Some(format!(
+                    "wrote '{name}' into wiki '{}' through {} (revision {revision})",
+                    options.wiki, options.function
+                ))
+            }
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"report": report, "report_page": written})
+            );
+        } else {
+            let env = &report.environment;
+            println!(
+                "Lambda benchmark at {} ({}), wiki '{}', build {}\n",
+                env.endpoint, env.region, env.wiki, env.commit
+            );
+            println!("{}", report::measurement_table(&report));
+            println!("{}", report::verdict_table(&report));
+            if let Some(written) = written {
+                println!("report page: {written}");
+            }
+            if let Some(path) = &args.chart {
+                println!("chart: {}", path.display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+#[cfg(not(feature = "bench-lambda"))]
+fn bench_lambda(_args: LambdaBenchArgs) -> CliResult {
+    Err("this wikibot was built without the AWS SDK; rebuild it with the bench-lambda feature: cargo build --release --features bench-lambda".into())
 }
 
 /// Exit status of `efs-sim` when FUSE cannot be used on this machine.
@@ -829,6 +981,7 @@ fn parse_env_pair(raw: &str) -> Result<(String, String), String> {
 
 fn bench(command: BenchCommand) -> CliResult {
     match command {
+        BenchCommand::Lambda(args) => bench_lambda(args),
         BenchCommand::Prepare {
             root,
             wiki,
