@@ -684,11 +684,13 @@ impl<'a> Bench<'a> {
             .send()
             .await
             .map_err(|e| api_error("GetFunctionConfiguration", function, e))?;
-        let variables: HashMap<String, String> = original
+        let mut variables: HashMap<String, String> = original
             .environment()
             .and_then(|e| e.variables())
             .cloned()
             .unwrap_or_default();
+        // An interrupted earlier run may have left its marker: restoring removes it too.
+        variables.remove(COLD_START_VARIABLE);
         let started = Instant::now();
         let mut samples = Vec::new();
         let mut outcome = Ok(());
