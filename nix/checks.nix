@@ -9,9 +9,11 @@
 in {
   fmt = craneLib.cargoFmt {inherit src;};
 
+  # Clippy and the tests with the bench-lambda feature (the AWS SDK), as checks/run has them.
   clippy = craneLib.cargoClippy (commonArgs
     // {
       inherit cargoArtifacts;
+      cargoExtraArgs = "--locked --features bench-lambda";
       cargoClippyExtraArgs = "--all-targets -- --deny warnings";
     });
 
@@ -22,6 +24,7 @@ in {
   nextest = craneLib.cargoNextest (commonArgs
     // {
       inherit cargoArtifacts;
+      cargoExtraArgs = "--locked --features bench-lambda";
       partitions = 1;
       partitionType = "count";
       cargoNextestPartitionsExtraArgs = "--no-tests=pass";
