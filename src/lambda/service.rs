@@ -505,14 +505,17 @@ impl LambdaService {
     ) -> Result<InvokeResult, ApiError> {
         let function = self.function(name, None)?;
         let payload = check_payload(payload)?;
-        self.run(function, &payload, trace_header).await
+        self.run(function, &payload, trace_header, true).await
     }
 
+    /// Runs one invocation. `complete_log`: wait for the function's last log lines (they may
+    /// still be in its pipe when its answer arrives), for a log tail.
     async fn run(
         &self,
         function: &Function,
         payload: &[u8],
         incoming_trace: Option<&str>,
+        complete_log: bool,
     ) -> Result<InvokeResult, ApiError> {
         let request_id = emulator::request_id();
         let trace = runtime_trace_header(incoming_trace);
@@ -635,8 +638,18 @@ impl LambdaService {
             status,
             xray: xray_fields(&trace),
         };
-        // The function's last lines may still be in the pipe when its answer arrives.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        if complete_log {
+            // A millisecond at a time, while lines keep arriving (at most 10 ms).
+            let mut seen = environment.process.log_mark();
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let now = environment.process.log_mark();
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+        }
         let mut log = format!("{start_line}\n");
         for line in environment.process.logs_since(mark) {
             log.push_str(&line);
@@ -1022,13 +1035,17 @@ async fn invoke(
             let background = service.clone();
             tokio::spawn(async move {
                 if let Ok(function) = background.function(&name, None) {
-                    let _ = background.run(function, &payload, trace.as_deref()).await;
+                    let _ = background
+                        .run(function, &payload, trace.as_deref(), false)
+                        .await;
                 }
             });
             Ok(respond(StatusCode::ACCEPTED, vec![], Vec::new()))
         }
         InvocationType::RequestResponse => {
-            let result = service.run(function, &payload, trace.as_deref()).await?;
+            let result = service
+                .run(function, &payload, trace.as_deref(), tail)
+                .await?;
             let mut headers = vec![executed];
             if tail {
                 headers.push(("x-amz-log-result", log_result(&result.log)));
