@@ -419,6 +419,7 @@ pub fn svg_chart(report: &LambdaReport, path: &Path) -> Result<(), LambdaBenchEr
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
