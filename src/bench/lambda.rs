@@ -430,7 +430,9 @@ impl<'a> Bench<'a> {
     fn new(client: Client, options: &'a Options) -> Self {
         let efs = options.efs_function.is_some();
         let per_function = 1 + options.warm + options.cold;
-        let total = 3
+        // init, the seed write, then per function a warm-up, the warm and the cold
+        // invocations; git-probe's warm writes; the concurrent rounds and their histories.
+        let total = 2
             + per_function
             + options.warm
             + if efs { per_function } else { 0 }
@@ -577,8 +579,8 @@ impl<'a> Bench<'a> {
                 .iter()
                 .filter_map(|s| s.revision.clone())
                 .collect();
+            // Counted in the progress bar by `must`, one step per page of history.
             round.commits_found = Some(self.commits_in_history(git, &revisions).await?);
-            self.progress.inc(1);
             measurements.push(round);
         }
         self.progress.finish_and_clear();

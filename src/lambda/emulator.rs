@@ -738,16 +738,20 @@ mod tests {
         path
     }
 
-    /// A bootstrap that starts and then never asks for work.
-    fn hanging_bootstrap(dir: &Path) -> PathBuf {
-        let sleep = std::env::var_os("PATH")
+    /// `sleep` from PATH: the bootstraps get a clean environment without one.
+    fn sleep_program() -> PathBuf {
+        std::env::var_os("PATH")
             .and_then(|paths| {
                 std::env::split_paths(&paths)
                     .map(|p| p.join("sleep"))
                     .find(|p| p.is_file())
             })
-            .expect("sleep on PATH");
-        script_bootstrap(dir, &format!("exec {} 60", sleep.display()))
+            .expect("sleep on PATH")
+    }
+
+    /// A bootstrap that starts and then never asks for work.
+    fn hanging_bootstrap(dir: &Path) -> PathBuf {
+        script_bootstrap(dir, &format!("exec {} 60", sleep_program().display()))
     }
 
     #[tokio::test]
@@ -794,6 +798,33 @@ mod tests {
             function.invoke(b"{}").await,
             Err(EmulatorError::NotRunning)
         ));
+    }
+
+    #[tokio::test]
+    async fn log_marks_select_the_lines_written_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap = script_bootstrap(
+            dir.path(),
+            &format!("echo one\necho two\nexec {} 60", sleep_program().display()),
+        );
+        let function = RunningFunction::start(FunctionSpec::new(bootstrap))
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if function.log_mark() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(function.log_mark(), 2);
+        assert_eq!(function.logs_since(0), ["one", "two"]);
+        assert_eq!(function.logs_since(1), ["two"]);
+        assert!(function.logs_since(2).is_empty());
+        assert_eq!(function.invocations(), 0);
+        assert!(
+            function.init_duration().is_none(),
+            "it never asked for work"
+        );
     }
 
     #[tokio::test]
