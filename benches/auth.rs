@@ -7,10 +7,15 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use wikibot::auth::AuthKitVerifier;
 
+// Signs the token; verification is the server's own (`wikibot::auth::jwt_crypto`).
+#[path = "../tests/common/jwt_signing.rs"]
+mod jwt_signing;
+
 const ISSUER: &str = "https://bench.authkit.app";
 const RESOURCE: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/mcp";
 
 fn verification(c: &mut Criterion) {
+    jwt_signing::install();
     let key = EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/authkit-test-key.pem"))
         .expect("test key");
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");

@@ -300,7 +300,7 @@ pub async fn mcp_echo_load(
     concurrency: usize,
     duration: Duration,
 ) -> Result<LoadReport, String> {
-    let client = reqwest::Client::builder()
+    let client = crate::tls::client_builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;

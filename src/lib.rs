@@ -3,12 +3,16 @@
 //!
 //! See `ARCHITECTURE.md` for the map. In short: [`store`] owns pages and git; [`probes`]
 //! are the Phase 0 Lambda handlers; [`lambda`] holds what the Lambda binaries share and the
-//! local Runtime API emulator that runs them; [`bench`] measures the store.
+//! local Runtime API emulator that runs them; [`bench`] measures the store; [`tls`] makes the
+//! HTTPS clients.
 
 pub mod auth;
 pub mod bench;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lambda;
 pub mod mcp;
 pub mod probes;
 pub mod store;
+pub mod tls;

@@ -101,7 +101,7 @@ async fn serve_honours_the_store_settings_from_the_environment_and_flags() {
             .to_owned();
         (child, url)
     };
-    let client = reqwest::Client::new();
+    let client = wikibot::tls::client_builder().build().expect("HTTP client");
     let write = |url: String, page: &str, content: &str| {
         let client = client.clone();
         let token = token.clone();

@@ -204,3 +204,81 @@ async fn a_foreign_host_is_forbidden_and_bad_configuration_stops_init() {
         "{err}"
     );
 }
+
+/// A traced request's spans reach the X-Ray daemon nested under the handler: the tool, then
+/// the store's git operations, annotated with the tool and the wiki.
+#[tokio::test]
+async fn a_traced_tool_call_exports_handler_tool_and_git_subsegments() {
+    use std::time::Duration;
+    use wikibot::lambda::xray::{LocalDaemon, TraceHeader};
+    let root = tempfile::tempdir().unwrap();
+    let authkit = MockAuthKit::start().await;
+    let daemon = LocalDaemon::bind().unwrap();
+    let mut function = start(
+        spec(env!("CARGO_BIN_EXE_mcp-server"), root.path())
+            .env("MCP_RESOURCE_URL", RESOURCE)
+            .env("AUTHKIT_DOMAIN", &authkit.issuer)
+            .env("MCP_AUTH_TOKEN", STATIC)
+            .env(
+                "AWS_XRAY_DAEMON_ADDRESS",
+                daemon.address().unwrap().to_string(),
+            ),
+    )
+    .await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "write_note", "arguments": {"path": "Traced", "content": "x"}}});
+    let header = wikibot::lambda::emulator::trace_header(true);
+    let invocation = function
+        .invoke_traced(
+            mcp_post("/mcp", Some(STATIC), &call).to_string().as_bytes(),
+            Some(&header),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(invocation.json()["statusCode"], 200);
+    let documents = daemon.drain(Duration::from_millis(200)).unwrap();
+    let named = |name: &str| {
+        documents
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {documents:?}"))
+    };
+    let (handler, tool, commit) = (named("handler"), named("tool"), named("git.commit"));
+    let parsed = TraceHeader::parse(&header).unwrap();
+    assert_eq!(handler["parent_id"], parsed.parent.as_str());
+    assert_eq!(tool["parent_id"], handler["id"]);
+    assert_eq!(commit["parent_id"], tool["id"], "{documents:#?}");
+    assert!(
+        documents
+            .iter()
+            .all(|d| d["trace_id"] == parsed.root.as_str())
+    );
+    assert_eq!(handler["annotations"]["op"], "write_note");
+    assert_eq!(handler["annotations"]["wiki"], "wiki");
+    assert_eq!(handler["annotations"]["cold_start"], true);
+}
+
+/// lambda_http 1.3 panics converting an event whose `Host` it cannot parse (found by fuzzing);
+/// the server answers `400` instead, and keeps serving.
+#[tokio::test]
+async fn an_event_with_an_unparsable_host_is_a_400_not_a_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let authkit = MockAuthKit::start().await;
+    let mut function = mcp_server(root.path(), &authkit).await;
+    for host in ["user@h.example:99999", "h.example:99999", "bad host"] {
+        let mut event = mcp_post("/mcp", Some(STATIC), &echo_call("x"));
+        event["headers"]["Host"] = json!(host);
+        event["multiValueHeaders"]["Host"] = json!([host]);
+        // Without API Gateway's own domain name to fall back on, the Host decides.
+        event["requestContext"]["domainName"] = Value::Null;
+        let response = invoke(&mut function, &event).await;
+        assert_eq!(response["statusCode"], 400, "{host}: {response}");
+    }
+    let response = invoke(
+        &mut function,
+        &mcp_post("/mcp", Some(STATIC), &echo_call("alive")),
+    )
+    .await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+}

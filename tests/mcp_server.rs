@@ -31,7 +31,7 @@ async fn fixture() -> Fixture {
         _root: root,
         authkit,
         server,
-        http: reqwest::Client::new(),
+        http: wikibot::tls::client_builder().build().expect("HTTP client"),
     }
 }
 

@@ -17,8 +17,10 @@ fn accepted_page_names_make_trees_that_git_fsck_accepts() {
     let names = [
         "Home",
         "Dev/Phase 0 — EFS Benchmarks",
-        "Meeting: 2026-11-23",
-        "Notes on Mr. Smith.",
+        "Meeting 2026-11-23",
+        "Notes on Mr. Smith",
+        "Console",
+        "com10",
         "v1.2/notes",
         "git/config",
         "HEAD",

@@ -90,13 +90,14 @@ impl AuthKitVerifier {
     /// `issuer` is the AuthKit URL (`https://<subdomain>.authkit.app`), `audience` the
     /// resource URL tokens must be issued for.
     pub fn new(issuer: &str, audience: &str) -> Result<Self, String> {
+        super::jwt_crypto::install();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
             .build()

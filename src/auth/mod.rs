@@ -7,6 +7,7 @@
 //! token to any other service.
 
 pub mod authkit;
+pub mod jwt_crypto;
 
 use std::fmt;
 
@@ -99,8 +100,11 @@ impl StaticToken {
                 token.len()
             ));
         }
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("MCP_AUTH_TOKEN may contain only visible ASCII characters".into());
+        if !is_token68(token) {
+            return Err(
+                "MCP_AUTH_TOKEN must be a bearer token HTTP can carry: letters, digits and - . _ ~ + / (then = padding only); generate one with `openssl rand -hex 32`"
+                    .into(),
+            );
         }
         Ok(Self(token.to_owned()))
     }
@@ -202,13 +206,21 @@ impl Authenticator {
     }
 }
 
-fn bearer_token(value: &HeaderValue) -> Option<&str> {
+/// The token in an `Authorization: Bearer <token>` header, if the header is one.
+pub fn bearer_token(value: &HeaderValue) -> Option<&str> {
     let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.chars().all(token68))
-        .then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && is_token68(token)).then_some(token)
+}
+
+/// RFC 6750's `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c))
 }
 
 fn query_carries_token(uri: &Uri) -> bool {
@@ -294,6 +306,12 @@ mod tests {
     fn static_tokens_must_be_long_and_match_exactly() {
         assert!(StaticToken::new("short").is_err());
         assert!(StaticToken::new(&format!("{}\u{7f}", "a".repeat(40))).is_err());
+        // Visible, but not what a bearer header can carry: it could never match.
+        for bad in ["!", "$", "\"", ",", "a=b", "é"] {
+            let token = format!("{}{bad}{}", "a".repeat(20), "b".repeat(20));
+            assert!(StaticToken::new(&token).is_err(), "{token}");
+        }
+        assert!(StaticToken::new(&format!("{}+/_.~-==", "a".repeat(40))).is_ok());
         let token = StaticToken::new(&"a".repeat(40)).unwrap();
         assert!(token.matches(&"a".repeat(40)));
         assert!(!token.matches(&"a".repeat(39)));
@@ -317,6 +335,9 @@ mod tests {
         assert_eq!(parse("Bearer"), None);
         assert_eq!(parse("Bearer a b"), None);
         assert_eq!(parse("Bearer \"abc\""), None);
+        assert_eq!(parse("Bearer abc=="), Some("abc==".into()));
+        assert_eq!(parse("Bearer a=b"), None);
+        assert_eq!(parse("Bearer ==="), None);
     }
 
     #[test]

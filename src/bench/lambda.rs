@@ -252,7 +252,14 @@ impl LambdaReport {
 /// signature): there the region defaults to us-east-1 and the credentials are fixed dummies,
 /// so no real credentials are looked up or needed.
 pub async fn client(endpoint_url: Option<&str>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // The SDK's HTTPS client on rustls with ring, as every other client here (src/tls.rs):
+    // the SDK's default client would bring aws-lc-rs back into the build.
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
         if is_loopback_url(url) {
@@ -875,7 +882,9 @@ pub async fn write_page_through_mcp(
     page: &str,
     content: &str,
 ) -> Result<String, LambdaBenchError> {
-    let http = reqwest::Client::new();
+    let http = crate::tls::client_builder()
+        .build()
+        .map_err(|e| LambdaBenchError::Report(format!("an HTTPS client: {e}")))?;
     let call = |id: u32, tool: &str, arguments: Value| {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
                           "params": {"name": tool, "arguments": arguments}});

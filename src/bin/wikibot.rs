@@ -263,6 +263,17 @@ struct InvokeArgs {
     /// Do not copy the function's logs to stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// The trace header to send with every event (`Root=1-…;Parent=…;Sampled=1`); by
+    /// default each event gets a fresh sampled one, as Lambda with active tracing does.
+    #[arg(long, value_name = "HEADER", conflicts_with = "unsampled")]
+    trace_header: Option<String>,
+    /// Send no trace header: the function traces nothing.
+    #[arg(long)]
+    unsampled: bool,
+    /// Run a local stand-in for the X-Ray daemon (sets AWS_XRAY_DAEMON_ADDRESS) and print
+    /// each invocation's subsegments as a tree with durations after its response.
+    #[arg(long)]
+    xray: bool,
 }
 
 #[derive(Args, Clone)]
@@ -488,6 +499,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .fmt_fields(wikibot::lambda::escaping_fields())
         .init();
 }
 
@@ -643,14 +655,39 @@ async fn invoke(args: InvokeArgs) -> CliResult {
         .enumerate()
         .map(|(i, raw)| load_event(raw).map_err(|e| format!("event {}: {e}", i + 1)))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(header) = &args.trace_header
+        && wikibot::lambda::xray::TraceHeader::parse(header).is_none()
+    {
+        return Err(format!(
+            "--trace-header {header:?} is not a trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=0|1)"
+        ));
+    }
     let mut spec = function_spec(&args.bootstrap, &args.function)?;
     spec.echo_logs = !args.quiet;
+    let daemon = if args.xray {
+        let daemon = wikibot::lambda::xray::LocalDaemon::bind()
+            .map_err(|e| format!("cannot listen for X-Ray datagrams: {e}"))?;
+        let address = daemon.address().map_err(|e| e.to_string())?;
+        spec = spec.env("AWS_XRAY_DAEMON_ADDRESS", address.to_string());
+        Some(daemon)
+    } else {
+        None
+    };
+    let timeout = spec.timeout;
     let mut function = RunningFunction::start(spec)
         .await
         .map_err(|e| e.to_string())?;
     let mut failed = false;
     for (i, event) in events.iter().enumerate() {
-        let invocation = match function.invoke(event).await {
+        let header = match (&args.trace_header, args.unsampled) {
+            (Some(header), _) => Some(header.clone()),
+            (None, true) => None,
+            (None, false) => Some(wikibot::lambda::emulator::trace_header(true)),
+        };
+        let invocation = match function
+            .invoke_traced(event, header.as_deref(), timeout)
+            .await
+        {
             Ok(invocation) => invocation,
             Err(e) => {
                 eprintln!("invocation {}: {e}", i + 1);
@@ -660,6 +697,26 @@ async fn invoke(args: InvokeArgs) -> CliResult {
         println!("{}", invocation.json());
         if let Outcome::FunctionError { .. } = invocation.outcome {
             failed = true;
+        }
+        if let Some(daemon) = &daemon {
+            let documents = daemon
+                .drain(Duration::from_millis(50))
+                .map_err(|e| format!("reading X-Ray datagrams: {e}"))?;
+            let trace = header
+                .as_deref()
+                .and_then(wikibot::lambda::xray::TraceHeader::parse);
+            match trace {
+                Some(trace) if trace.sampled => eprintln!(
+                    "X-Ray trace {} ({} subsegments):\n{}",
+                    trace.root,
+                    documents.len(),
+                    wikibot::lambda::xray::render_tree(&documents)
+                ),
+                _ => eprintln!(
+                    "X-Ray: not sampled, {} subsegments received",
+                    documents.len()
+                ),
+            }
         }
         if !args.quiet {
             let start = match (invocation.init, invocation.cold_start_total) {

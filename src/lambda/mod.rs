@@ -1,13 +1,15 @@
 //! What the Lambda binaries share: the execution environment's identity (instance id, cold
 //! start), running a JSON handler under the Runtime API, the local [`emulator`] of that API
 //! which runs compiled bootstraps as Lambda does, and the local [`service`] that serves them
-//! by name over the Lambda service's own API (Invoke, configuration).
+//! by name over the Lambda service's own API (Invoke, configuration); [`xray`] exports an
+//! invocation's spans as X-Ray subsegments.
 //!
 //! This module must not contain handler logic (that lives in [`crate::probes`]) and must not
 //! keep per-request state between invocations beyond the counters here.
 
 pub mod emulator;
 pub mod service;
+pub mod xray;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -85,15 +87,45 @@ pub fn init_logging() {
     let layer = fmt::layer()
         .with_ansi(false)
         .with_target(false)
-        .without_time();
+        .without_time()
+        .fmt_fields(escaping_fields());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry();
+    let registry = tracing_subscriber::registry().with(xray::XrayLayer::from_env());
     // A second initialisation (tests) keeps the first subscriber.
     let _ = if json {
         registry.with(layer.json().with_filter(filter)).try_init()
     } else {
         registry.with(layer.with_filter(filter)).try_init()
     };
+}
+
+/// Text log fields with every control character escaped (`\n`, `\u{1b}`, …): nothing a
+/// caller sends (a header, a page name, a token's `alg`) can start a forged log line or
+/// colour a terminal. JSON logs escape by themselves.
+pub fn escaping_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = escape_controls(&format!("{value:?}"));
+        if field.name() == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters written as Rust escapes.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The Lambda runtime crates log whole events at DEBUG/TRACE, `Authorization` headers
@@ -107,14 +139,16 @@ pub fn never_log_events() -> tracing_subscriber::filter::Targets {
         .with_target("lambda_http", LevelFilter::INFO)
 }
 
-/// Runs `handler` as this process's Lambda function: JSON in, JSON out, one event at a time.
-/// The handler reports failures inside its JSON, so the runtime never sees an error.
+/// Runs `handler` as this process's Lambda function: JSON in, JSON out, one event at a time,
+/// each in its handler span (traced to X-Ray when Lambda samples it, see [`xray`]). The
+/// handler reports failures inside its JSON, so the runtime never sees an error.
 pub fn run_json_handler<F>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Value) -> Value + Send + Sync + 'static,
 {
     init_logging();
     let handler = Arc::new(handler);
+    let invocations = Arc::new(AtomicU64::new(0));
     // One event at a time: a single-threaded runtime starts faster and needs nothing more.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,7 +156,14 @@ where
     runtime.block_on(lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Value>| {
             let handler = Arc::clone(&handler);
-            async move { Ok::<Value, Infallible>(handler(event.payload)) }
+            let cold_start = invocations.fetch_add(1, Ordering::Relaxed) == 0;
+            async move {
+                let span =
+                    xray::invocation_span(event.context.xray_trace_id.as_deref(), cold_start);
+                let response = span.in_scope(|| handler(event.payload));
+                xray::finish(&span);
+                Ok::<Value, Infallible>(response)
+            }
         },
     )))
 }
@@ -161,6 +202,15 @@ mod tests {
             assert!(cap.would_enable(target, &tracing::Level::INFO), "{target}");
         }
         assert!(cap.would_enable("wikibot::store", &tracing::Level::TRACE));
+    }
+
+    #[test]
+    fn logged_values_cannot_break_a_line() {
+        assert_eq!(
+            escape_controls("RS256\nINFO forged\r\u{1b}[31m"),
+            "RS256\\nINFO forged\\r\\u{1b}[31m"
+        );
+        assert_eq!(escape_controls("plain — ünïcode"), "plain — ünïcode");
     }
 
     #[test]

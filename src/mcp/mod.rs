@@ -11,6 +11,7 @@
 
 pub mod config;
 mod guard;
+mod protocol;
 pub mod tools;
 
 use std::sync::Arc;
@@ -55,41 +56,45 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
     );
     let mcp_path = config.mcp_path_suffix();
 
-    let (authenticated, metadata) =
-        match &config.auth {
-            AuthConfig::Disabled => (
-                Router::new()
-                    .nest_service(&mcp_path, mcp)
-                    .layer(middleware::from_fn(admit_anonymous)),
-                None,
-            ),
-            AuthConfig::Required {
-                authkit_issuer,
-                static_token,
-            } => {
-                let authkit = authkit_issuer
-                    .as_deref()
-                    .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
-                    .transpose()
-                    .map_err(ServerConfigError::Setup)?;
-                let challenge = Challenge {
-                    resource_metadata: authkit_issuer
-                        .as_ref()
-                        .map(|_| config.resource_metadata_url()),
-                    scopes: config.scopes.clone(),
-                };
-                let authenticator =
-                    Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
-                let router = Router::new().nest_service(&mcp_path, mcp).layer(
-                    middleware::from_fn_with_state(authenticator, require_bearer),
-                );
-                let metadata = authkit_issuer
+    let (authenticated, metadata) = match &config.auth {
+        AuthConfig::Disabled => (
+            Router::new()
+                .nest_service(&mcp_path, mcp)
+                .layer(middleware::from_fn(check_protocol))
+                .layer(middleware::from_fn(admit_anonymous)),
+            None,
+        ),
+        AuthConfig::Required {
+            authkit_issuer,
+            static_token,
+        } => {
+            let authkit = authkit_issuer
+                .as_deref()
+                .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
+                .transpose()
+                .map_err(ServerConfigError::Setup)?;
+            let challenge = Challenge {
+                resource_metadata: authkit_issuer
                     .as_ref()
-                    .map(|issuer| Metadata::new(config, issuer))
-                    .transpose()?;
-                (router, metadata)
-            }
-        };
+                    .map(|_| config.resource_metadata_url()),
+                scopes: config.scopes.clone(),
+            };
+            let authenticator =
+                Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
+            let router = Router::new()
+                .nest_service(&mcp_path, mcp)
+                .layer(middleware::from_fn(check_protocol))
+                .layer(middleware::from_fn_with_state(
+                    authenticator,
+                    require_bearer,
+                ));
+            let metadata = authkit_issuer
+                .as_ref()
+                .map(|issuer| Metadata::new(config, issuer))
+                .transpose()?;
+            (router, metadata)
+        }
+    };
 
     let mut app = authenticated;
     if let Some(metadata) = metadata {
@@ -131,6 +136,10 @@ async fn require_bearer(
     }
 }
 
+async fn check_protocol(request: Request, next: Next) -> Response {
+    protocol::check(request, next, MAX_REQUEST_BYTES).await
+}
+
 async fn admit_anonymous(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(Principal::anonymous());
     next.run(request).await
@@ -168,7 +177,7 @@ impl Metadata {
             }),
             authorization_server_url: format!("{issuer}/.well-known/oauth-authorization-server"),
             authorization_server: tokio::sync::Mutex::new(Proxied::default()),
-            http: reqwest::Client::builder()
+            http: crate::tls::client_builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .map_err(|e| {
@@ -237,26 +246,167 @@ fn public_json(status: StatusCode, body: Value) -> Response {
     response
 }
 
-/// Serves `app` on a local address until the process ends.
-pub async fn serve_http(app: Router, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, app).await
+/// What the plain-HTTP server allows a client.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request's headers (slow-loris defence).
+    pub header_read_timeout: Duration,
+    /// How long one request may take from its headers to its response (else `503`).
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
-/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events).
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 256,
+        }
+    }
+}
+
+/// Serves `app` over plain HTTP/1.1 with the default [`HttpLimits`] until the process ends.
+pub async fn serve_http(app: Router, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_http_with(app, listener, HttpLimits::default()).await
+}
+
+/// Serves `app` over plain HTTP/1.1 within `limits` until the process ends.
+pub async fn serve_http_with(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let timeout = limits.request_timeout;
+    let app = app.layer(middleware::from_fn(move |request, next| {
+        within(timeout, request, next)
+    }));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return Ok(());
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: wait rather than spin.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn within(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "Service Unavailable: the request took too long",
+        )
+            .into_response(),
+    }
+}
+
+/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events). Each event is
+/// first made safe for lambda_http's conversion ([`sanitize_event`]), which panics on a `Host`
+/// or path it cannot parse.
 pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
-    use lambda_http::tower::ServiceExt;
-    lambda_http::run(lambda_http::service_fn(
-        move |request: lambda_http::Request| {
-            let app = app.clone();
-            async move { app.oneshot(without_stage(request)).await }
-        },
-    ))
+    use lambda_http::tower::{Service, ServiceExt};
+    use lambda_http::{LambdaEvent, RequestExt};
+    use tracing::Instrument;
+    let invocations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handle = move |request: lambda_http::Request| {
+        let app = app.clone();
+        let cold_start = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+        let trace = request
+            .lambda_context_ref()
+            .and_then(|context| context.xray_trace_id.clone());
+        let span = crate::lambda::xray::invocation_span(trace.as_deref(), cold_start);
+        async move {
+            let response = app
+                .oneshot(strip_stage(request))
+                .instrument(span.clone())
+                .await;
+            crate::lambda::xray::finish(&span);
+            response
+        }
+    };
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: LambdaEvent<Value>| {
+        let LambdaEvent { payload, context } = event;
+        let parsed =
+            serde_json::from_value::<lambda_http::request::LambdaRequest>(sanitize_event(payload));
+        let mut adapter = lambda_http::Adapter::from(lambda_http::service_fn(handle.clone()));
+        async move {
+            let request = parsed.map_err(|e| format!("not a proxy event: {e}"))?;
+            adapter
+                .call(LambdaEvent::new(request, context))
+                .await
+                .map_err(|e| lambda_http::Error::from(format!("{e:?}")))
+        }
+    }))
     .await
+}
+
+/// Makes a proxy event safe to convert: lambda_http 1.3 `unwrap`s the URL it builds from the
+/// `Host` header and the path, so a `Host` that is not a valid authority (or carries user
+/// information) is dropped — the request guard then answers `400` — and a path is made to
+/// start with `/`. API Gateway validates both before a real event arrives; this keeps any
+/// other caller of the function from crashing it.
+pub fn sanitize_event(mut event: Value) -> Value {
+    let Some(object) = event.as_object_mut() else {
+        return event;
+    };
+    for key in ["path", "rawPath"] {
+        if let Some(Value::String(path)) = object.get_mut(key)
+            && !path.starts_with('/')
+        {
+            path.insert(0, '/');
+        }
+    }
+    let valid_host = |value: &Value| {
+        value.as_str().is_some_and(|host| {
+            !host.contains('@')
+                && host
+                    .parse::<axum::http::uri::Authority>()
+                    .is_ok_and(|a| a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()))
+                && url::Url::parse(&format!("https://{host}/")).is_ok()
+        })
+    };
+    for key in ["headers", "multiValueHeaders"] {
+        if let Some(Value::Object(headers)) = object.get_mut(key) {
+            headers.retain(|name, value| {
+                !name.eq_ignore_ascii_case("host")
+                    || match value {
+                        Value::Array(values) => values.iter().all(valid_host),
+                        other => valid_host(other),
+                    }
+            });
+        }
+    }
+    event
 }
 
 /// API Gateway REST APIs deliver `/<stage>/mcp`; the app's routes are stage-free. The stage
 /// comes from the event's own request context, so no configuration can drift from it.
-fn without_stage(mut request: lambda_http::Request) -> lambda_http::Request {
+pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let stage = match request.request_context_ref() {

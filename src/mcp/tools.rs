@@ -123,10 +123,13 @@ impl WikiTools {
     /// Runs a store call on the blocking pool and renders its outcome.
     async fn run(
         &self,
+        tool: &'static str,
         work: impl FnOnce(&WikiAccess) -> Result<String, ToolError> + Send + 'static,
     ) -> Result<CallToolResult, ErrorData> {
         let access = Arc::clone(&self.access);
-        let outcome = tokio::task::spawn_blocking(move || work(&access))
+        // The store's spans nest under the tool's, and it under the request's (X-Ray).
+        let span = tracing::info_span!("tool", op = tool);
+        let outcome = tokio::task::spawn_blocking(move || span.in_scope(|| work(&access)))
             .await
             .unwrap_or_else(|e| Err(ToolError(format!("the wiki operation failed: {e}"))));
         Ok(match outcome {
@@ -233,7 +236,7 @@ impl WikiTools {
         &self,
         Parameters(args): Parameters<ReadNoteArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(move |access| {
+        self.run("read_note", move |access| {
             let page = page_path(&args.path)?;
             let at = revision(args.revision.as_deref())?;
             let version = access.open()?.read_at(&page, at)?;
@@ -253,7 +256,7 @@ impl WikiTools {
         Parameters(args): Parameters<WriteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(move |access| {
+        self.run("write_note", move |access| {
             let principal = principal(&parts)?;
             let page = page_path(&args.path)?;
             let expect = match revision(args.revision.as_deref())? {
@@ -289,7 +292,7 @@ impl WikiTools {
         &self,
         Parameters(args): Parameters<ListNotesArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(move |access| {
+        self.run("list_notes", move |access| {
             let prefix = args.prefix.unwrap_or_default();
             if prefix.len() > crate::store::MAX_PAGE_PATH_BYTES
                 || prefix.chars().any(char::is_control)
@@ -327,7 +330,7 @@ impl WikiTools {
         &self,
         Parameters(args): Parameters<HistoryArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(move |access| {
+        self.run("get_history", move |access| {
             let page = page_path(&args.path)?;
             let cursor = args
                 .cursor
@@ -349,7 +352,7 @@ impl WikiTools {
         &self,
         Parameters(args): Parameters<RecentChangesArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(move |access| {
+        self.run("get_recent_changes", move |access| {
             let history = access.open()?.history_page(HistoryRequest {
                 page: None,
                 limit: limit(args.limit)?,

@@ -94,6 +94,9 @@ impl GitProbe {
         let started = Instant::now();
         let invocation = self.instance.next_invocation();
         let op = event.get("op").and_then(Value::as_str).map(str::to_owned);
+        if let Some(op) = &op {
+            tracing::Span::current().record("op", op.as_str());
+        }
         let mut timings = Timings::default();
         let outcome = parse_event(event).and_then(|event| self.run(event, &mut timings));
         let mut response = respond(&self.instance, invocation, started, &timings, outcome);

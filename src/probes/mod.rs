@@ -94,7 +94,7 @@ fn respond(
     let mut body = match outcome {
         Ok(fields) => fields,
         Err(error) => {
-            tracing::warn!(kind = error.kind.as_str(), message = %error.message, "probe request failed");
+            tracing::warn!(kind = error.kind.as_str(), error = %error.message, "probe request failed");
             let mut fields = Map::new();
             fields.insert("error".to_owned(), error.to_json());
             fields

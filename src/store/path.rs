@@ -16,12 +16,18 @@
 //! - no control characters (U+0000–U+001F, U+007F–U+009F), no `\`, and none of the invisible
 //!   characters HFS+ ignores in names (U+200C–U+200F, U+202A–U+202E, U+206A–U+206F, U+FEFF),
 //!   which would let `\u{200c}.git` pass for `.git` on a Mac;
-//! - no component with leading or trailing whitespace;
-//! - no directory component ending in `.` (Windows drops it) or in `.md` (so a page file and a
-//!   directory never collide).
+//! - no component with leading or trailing whitespace, and none ending in `.` (Windows drops a
+//!   trailing dot or space, so `a.` and `a` would be one file there);
+//! - no directory component ending in `.md` (so a page file and a directory never collide);
+//! - none of `: * ? | < > "` anywhere (Windows refuses them in names; `:` also names an NTFS
+//!   stream and was the path separator of classic macOS);
+//! - no component that Windows reserves for a device, in any case and with any extension:
+//!   `CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9` (and their superscript-digit
+//!   forms), `CONIN$`, `CONOUT$` — so `con`, `Aux.txt` and `com1.backup` are refused too
+//!   (a page `CON` would be the file `CON.md`, which Windows also reserves).
 //!
-//! These are git's own `fsck` rules for tree entries, so every tree the store writes passes
-//! `git fsck --strict` and checks out on Linux, macOS and Windows.
+//! The first rules are git's own `fsck` rules for tree entries, so every tree the store writes
+//! passes `git fsck --strict`; with the rest every page checks out on Linux, macOS and Windows.
 //!
 //! # How a page maps to the git tree
 //!
@@ -64,8 +70,14 @@ pub enum PagePathError {
     ControlCharacter(u32),
     #[error("page path contains the invisible character U+{0:04X}")]
     InvisibleCharacter(u32),
-    #[error("page path directory {0:?} ends with '.'")]
+    #[error("page path component {0:?} ends with '.', which Windows drops")]
     DirectoryTrailingDot(String),
+    #[error("page path contains {0:?}, which Windows does not allow in names (: * ? | < > \")")]
+    WindowsCharacter(char),
+    #[error(
+        "page path component {0:?} is a device name Windows reserves (CON, PRN, AUX, NUL, COM1, LPT1, …)"
+    )]
+    WindowsReserved(String),
     #[error("page path contains '\\'; separate components with '/'")]
     Backslash,
     #[error("page path component {0:?} starts or ends with whitespace")]
@@ -101,6 +113,9 @@ impl PagePath {
         if raw.contains('\\') {
             return Err(PagePathError::Backslash);
         }
+        if let Some(c) = raw.chars().find(|c| WINDOWS_FORBIDDEN.contains(c)) {
+            return Err(PagePathError::WindowsCharacter(c));
+        }
         if raw.starts_with('/') {
             return Err(PagePathError::Absolute);
         }
@@ -113,7 +128,7 @@ impl PagePath {
                     (*component).to_owned(),
                 ));
             }
-            if index != last && component.ends_with('.') {
+            if component.ends_with('.') {
                 return Err(PagePathError::DirectoryTrailingDot((*component).to_owned()));
             }
         }
@@ -162,7 +177,39 @@ fn check_component(component: &str) -> Result<(), PagePathError> {
     if component.trim() != component {
         return Err(PagePathError::EdgeWhitespace(component.to_owned()));
     }
+    if is_windows_device_name(component) {
+        return Err(PagePathError::WindowsReserved(component.to_owned()));
+    }
     Ok(())
+}
+
+/// Characters Windows refuses in file names (besides `/`, `\` and control characters, which
+/// other rules refuse).
+const WINDOWS_FORBIDDEN: [char; 7] = [':', '*', '?', '|', '<', '>', '"'];
+
+/// `CON`, `aux.txt`, `Com1.md`, `LPT¹`…: Windows treats the name before the first dot (and
+/// without trailing spaces) as a device, whatever follows.
+fn is_windows_device_name(component: &str) -> bool {
+    let stem = component
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_ascii_lowercase();
+    if matches!(
+        stem.as_str(),
+        "con" | "prn" | "aux" | "nul" | "conin$" | "conout$"
+    ) {
+        return true;
+    }
+    let mut chars = stem.chars();
+    let prefix: String = chars.by_ref().take(3).collect();
+    let rest: String = chars.collect();
+    matches!(prefix.as_str(), "com" | "lpt")
+        && matches!(
+            rest.as_str(),
+            "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+        )
 }
 
 /// `git~1`, `GITMOD~2.`, `git~1:stream`…: NTFS 8.3 aliases of `.git` and `.gitmodules`.
@@ -234,11 +281,16 @@ mod tests {
             "Home",
             "Dev/Phase 0 — EFS Benchmarks",
             "a/b/c",
-            "Notes on Mr. Smith.",
+            "Notes on Mr. Smith",
             "日本語/ページ",
             "x.md",
             "emoji 🦀",
-            "Meeting: 2026-11-23",
+            "Meeting 2026-11-23",
+            "Console",
+            "com10",
+            "lpt",
+            "auxiliary/x",
+            "a.b.c",
             "v1.2/notes",
             "git/config",
             "Agit~1",
@@ -280,10 +332,27 @@ mod tests {
             ("GIT~1/HEAD", GitReserved("GIT~1".into())),
             ("gitmod~1/x", GitReserved("gitmod~1".into())),
             ("git~1./x", GitReserved("git~1.".into())),
-            ("GIT~1:s/x", GitReserved("GIT~1:s".into())),
+            ("GIT~1:s/x", WindowsCharacter(':')),
             ("\u{200c}.git/x", InvisibleCharacter(0x200c)),
             ("a\u{feff}b", InvisibleCharacter(0xfeff)),
             ("Dir./x", DirectoryTrailingDot("Dir.".into())),
+            ("trailing.", DirectoryTrailingDot("trailing.".into())),
+            ("a/b.", DirectoryTrailingDot("b.".into())),
+            ("a:b", WindowsCharacter(':')),
+            ("what?", WindowsCharacter('?')),
+            ("star*", WindowsCharacter('*')),
+            ("x|y", WindowsCharacter('|')),
+            ("<tag>", WindowsCharacter('<')),
+            ("say \"hi\"", WindowsCharacter('"')),
+            ("CON", WindowsReserved("CON".into())),
+            ("aux", WindowsReserved("aux".into())),
+            ("COM1", WindowsReserved("COM1".into())),
+            ("lpt9/x", WindowsReserved("lpt9".into())),
+            ("Nul.txt", WindowsReserved("Nul.txt".into())),
+            ("a/con.md.bak", WindowsReserved("con.md.bak".into())),
+            ("com¹", WindowsReserved("com¹".into())),
+            ("CONIN$", WindowsReserved("CONIN$".into())),
+            ("prn .x", WindowsReserved("prn .x".into())),
             ("a\0b", ControlCharacter(0)),
             ("a\nb", ControlCharacter(10)),
             ("a\u{7f}", ControlCharacter(0x7f)),

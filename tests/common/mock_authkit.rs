@@ -44,6 +44,7 @@ pub fn other_key() -> EncodingKey {
 pub const ROTATED_KEY_ID: &str = "test-key-2";
 
 fn public_jwk(key: &EncodingKey, kid: &str) -> Jwk {
+    super::jwt_signing::install();
     let mut jwk = Jwk::from_encoding_key(key, Algorithm::RS256).expect("jwk");
     jwk.common.key_id = Some(kid.to_owned());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
@@ -78,6 +79,7 @@ pub fn claims(issuer: &str, audience: &str) -> Value {
 static TOKEN_SERIAL: AtomicUsize = AtomicUsize::new(0);
 
 pub fn sign(header: &Header, claims: &Value, key: &EncodingKey) -> String {
+    super::jwt_signing::install();
     jsonwebtoken::encode(header, claims, key).expect("signing")
 }
 
@@ -145,6 +147,8 @@ impl Drop for MockAuthKit {
 
 impl MockAuthKit {
     pub async fn start() -> Self {
+        // Before the server under test makes its verifier (which installs its own provider).
+        super::jwt_signing::install();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

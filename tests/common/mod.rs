@@ -2,6 +2,7 @@
 //! Runtime API emulator, and inspect repositories with the real `git` CLI.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod jwt_signing;
 pub mod mcp;
 pub mod mock_authkit;
 
