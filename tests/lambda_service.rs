@@ -1,8 +1,9 @@
 //! The Lambda API emulator (`wikibot::lambda::service`) spoken to by the real AWS SDK for
 //! Rust: Invoke with the log tail and its REPORT line, a configuration update making the next
 //! invocation cold (and the SDK's waiter seeing it finish), concurrent invocations in separate
-//! processes, errors as the service shapes them; then `wikibot emulate` and
-//! `wikibot bench lambda` end to end, with the report page read back with the git CLI.
+//! processes, errors as the service shapes them, a caller's trace header reaching the
+//! function's X-Ray export; then `wikibot emulate` and `wikibot bench lambda` end to end, with
+//! the report page read back with the git CLI, and the report page written through MCP.
 //! Behaviour only: benchmarks report times, tests do not judge them.
 #![cfg(feature = "bench-lambda")]
 
@@ -22,7 +23,9 @@ use wikibot::bench::lambda::sdk::client::Waiters;
 use wikibot::bench::lambda::sdk::primitives::Blob;
 use wikibot::bench::lambda::sdk::types::{Environment, LastUpdateStatus, LogType};
 use wikibot::bench::lambda::{self, parse_report};
+use wikibot::lambda::emulator::trace_header;
 use wikibot::lambda::service::{FunctionDefinition, LambdaService, ServiceOptions};
+use wikibot::lambda::xray::{LocalDaemon, TraceHeader};
 
 const GIT_PROBE: &str = env!("CARGO_BIN_EXE_git-probe");
 const EFS_PROBE: &str = env!("CARGO_BIN_EXE_efs-probe");
@@ -401,6 +404,87 @@ async fn errors_are_shaped_as_the_service_shapes_them() {
     assert_eq!(names, BTreeSet::from(["crash", "efs-probe", "hang"]));
 }
 
+/// Invokes git-probe with `X-Amzn-Trace-Id: incoming` set on the SDK's request.
+async fn invoke_with_trace(client: &Client, event: &Value, incoming: String) -> Answer {
+    let output = client
+        .invoke()
+        .function_name("git-probe")
+        .log_type(LogType::Tail)
+        .payload(Blob::new(event.to_string()))
+        .customize()
+        .mutate_request(move |request| {
+            request
+                .headers_mut()
+                .insert("x-amzn-trace-id", incoming.clone());
+        })
+        .send()
+        .await
+        .unwrap();
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(output.log_result().unwrap())
+        .unwrap();
+    Answer {
+        payload: serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap(),
+        log: String::from_utf8(log).unwrap(),
+        function_error: output.function_error().map(str::to_owned),
+    }
+}
+
+/// `(TraceId, SegmentId, Sampled)` of the log tail's XRAY line.
+fn xray_line(log: &str) -> (String, String, String) {
+    let line = log
+        .lines()
+        .find_map(|l| l.strip_prefix("XRAY "))
+        .unwrap_or_else(|| panic!("no XRAY line in {log}"));
+    let field = |name: &str| {
+        line.split('\t')
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            .to_owned()
+    };
+    (field("TraceId: "), field("SegmentId: "), field("Sampled: "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_trace_header_reaches_the_functions_xray_export() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = LocalDaemon::bind().unwrap();
+    let mut git_probe = definition("git-probe", GIT_PROBE, root.path());
+    git_probe.environment.insert(
+        "AWS_XRAY_DAEMON_ADDRESS".into(),
+        daemon.address().unwrap().to_string(),
+    );
+    let (_service, client) = serve(vec![git_probe]).await;
+    let event = json!({"op": "init", "repo": "traced"});
+
+    for (sampled, cold) in [(true, true), (true, false), (false, false)] {
+        let fresh = TraceHeader::parse(&trace_header(true)).unwrap();
+        let incoming = format!("Root={};Sampled={}", fresh.root, u8::from(sampled));
+        let answer = invoke_with_trace(&client, &event, incoming).await;
+        assert_eq!(answer.function_error, None, "{}", answer.payload);
+        assert_eq!(answer.payload["cold_start"], cold);
+        let (trace_id, segment_id, sampled_word) = xray_line(&answer.log);
+        assert_eq!(trace_id, fresh.root, "the caller's trace is continued");
+        assert_eq!(sampled_word, sampled.to_string());
+        let documents = daemon.drain(Duration::from_millis(200)).unwrap();
+        if !sampled {
+            assert!(documents.is_empty(), "unsampled, yet sent: {documents:?}");
+            continue;
+        }
+        assert!(!documents.is_empty(), "nothing reached the daemon");
+        for document in &documents {
+            assert_eq!(document["trace_id"], fresh.root.as_str(), "{document}");
+        }
+        let handler = documents
+            .iter()
+            .find(|d| d["name"] == "handler")
+            .expect("a handler subsegment");
+        // Under the segment the REPORT's XRAY line names, as in the X-Ray console.
+        assert_eq!(handler["parent_id"], segment_id.as_str(), "{handler}");
+        assert_eq!(handler["annotations"]["cold_start"], cold, "{handler}");
+    }
+}
+
 /// `wikibot emulate` in the background; SIGTERM stops it (and its functions) on drop.
 struct Emulate {
     child: std::process::Child,
@@ -545,5 +629,42 @@ fn bench_lambda_runs_end_to_end_and_commits_its_report_into_the_wiki() {
     assert!(
         svg.starts_with("<svg") && svg.contains("client wall time"),
         "{svg:.200}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_page_can_be_written_through_the_mcp_endpoint() {
+    use wikibot::auth::StaticToken;
+    use wikibot::mcp::AuthConfig;
+    const TOKEN: &str = "static-token-for-tests-0123456789abcdef";
+    let root = tempfile::tempdir().unwrap();
+    let auth = AuthConfig::Required {
+        authkit_issuer: None,
+        static_token: Some(StaticToken::new(TOKEN).unwrap()),
+    };
+    let server = common::mcp::TestServer::start(root.path(), auth, &[]).await;
+    let page = "Dev/Phase 0 — EFS Benchmarks";
+
+    let refused = lambda::write_page_through_mcp(&server.url, Some("wrong"), page, "x").await;
+    assert!(refused.is_err(), "{refused:?}");
+    // Created, then replaced: the second write passes the revision read_note returned.
+    for content in ["# First run\n", "# Second run\n"] {
+        let answer = lambda::write_page_through_mcp(&server.url, Some(TOKEN), page, content)
+            .await
+            .unwrap();
+        assert!(answer.starts_with("Saved "), "{answer}");
+        let repo = root.path().join("wiki.git");
+        assert_eq!(git(&repo, &["show", &format!("main:{page}.md")]), content);
+    }
+    let log = git(
+        &root.path().join("wiki.git"),
+        &["log", "--format=%s", "main"],
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| *l == "bench lambda: benchmark report")
+            .count(),
+        2,
+        "{log}"
     );
 }

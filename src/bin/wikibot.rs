@@ -55,6 +55,10 @@ enum Command {
     /// environments), started on demand: a new one is a cold start. A configuration update
     /// retires them all, so the next invocation is cold. Runs until Ctrl-C or SIGTERM.
     ///
+    /// Every invocation gets a trace header: the caller's X-Amzn-Trace-Id continued, or a
+    /// fresh sampled one; with --env AWS_XRAY_DAEMON_ADDRESS=HOST:PORT the functions send
+    /// their subsegments to an X-Ray daemon (or stand-in) there.
+    ///
     /// The emulator checks no request signature and has no access control: anyone who can
     /// reach its port can run the functions and change their environment. So it listens on
     /// loopback only, unless --allow-remote says otherwise.

@@ -440,4 +440,119 @@ mod tests {
         assert_eq!(nice_ceiling(230.0), 250.0);
         assert_eq!(nice_ceiling(4100.0), 5000.0);
     }
+
+    fn sample(client_ms: f64) -> Sample {
+        Sample {
+            n: None,
+            client_ms,
+            duration_ms: Some(client_ms / 2.0),
+            billed_ms: None,
+            init_ms: None,
+            max_memory_mb: None,
+            steps_ms: std::collections::BTreeMap::new(),
+            instance_id: Some("env-1".into()),
+            error: None,
+            revision: None,
+        }
+    }
+
+    fn measurement(key: &str, samples: Vec<Sample>) -> Measurement {
+        Measurement::new(
+            key,
+            key.into(),
+            "git-probe",
+            samples,
+            std::time::Duration::from_millis(100),
+        )
+    }
+
+    fn options(writers: Vec<usize>) -> Options {
+        Options {
+            endpoint_url: None,
+            function: "git-probe".into(),
+            efs_function: None,
+            wiki: "wiki".into(),
+            warm: 20,
+            cold: 5,
+            concurrent_reads: 3,
+            writers,
+            commit: "x".into(),
+            progress: false,
+        }
+    }
+
+    fn verdict<'a>(verdicts: &'a [Verdict], starts: &str) -> &'a Verdict {
+        verdicts
+            .iter()
+            .find(|v| v.criterion.starts_with(starts))
+            .unwrap_or_else(|| panic!("no verdict {starts:?} in {verdicts:?}"))
+    }
+
+    #[test]
+    fn verdicts_follow_the_exit_criteria() {
+        let mut cold: Vec<Sample> = (0..5).map(|_| sample(900.0)).collect();
+        for s in &mut cold {
+            s.init_ms = Some(300.0);
+        }
+        let mut writers = measurement("writers_5", (0..5).map(|_| sample(200.0)).collect());
+        writers.commits_found = Some(5);
+        let measurements = vec![
+            measurement(
+                "warm_read",
+                (0..20).map(|i| sample(10.0 + f64::from(i))).collect(),
+            ),
+            measurement("warm_write", (0..20).map(|_| sample(30.0)).collect()),
+            measurement("cold_start", cold),
+            measurement("concurrent_reads", (0..3).map(|_| sample(20.0)).collect()),
+            writers,
+        ];
+        let all = verdicts(&options(vec![5]), &measurements);
+        assert_eq!(all.len(), 6, "{all:?}");
+        assert!(all.iter().all(|v| v.pass), "{all:?}");
+        assert_eq!(
+            verdict(&all, "warm page read").measured,
+            "p99 29.0 ms over 20"
+        );
+
+        // Too few samples, a slow p99, a failure, a missing commit: each one fails.
+        let mut few = measurements.clone();
+        few[0] = measurement("warm_read", (0..19).map(|_| sample(10.0)).collect());
+        let v = verdicts(&options(vec![5]), &few);
+        assert!(!verdict(&v, "warm page read").pass);
+        assert!(verdict(&v, "warm page read").measured.contains("needs 20+"));
+        assert!(!verdict(&v, "20 warm reads and 20 warm writes").pass);
+
+        let mut slow = measurements.clone();
+        let mut writes: Vec<Sample> = (0..20).map(|_| sample(30.0)).collect();
+        writes[7].client_ms = 1000.0;
+        slow[1] = measurement("warm_write", writes);
+        assert!(!verdict(&verdicts(&options(vec![5]), &slow), "warm page write").pass);
+
+        let mut slow_cold = measurements.clone();
+        let mut colds = slow_cold[2].samples.clone();
+        colds[4].client_ms = 5000.0;
+        slow_cold[2] = measurement("cold_start", colds);
+        assert!(!verdict(&verdicts(&options(vec![5]), &slow_cold), "cold start").pass);
+
+        let mut failed = measurements.clone();
+        let mut reads = failed[3].samples.clone();
+        reads[1].error = Some("throttled".into());
+        failed[3] = measurement("concurrent_reads", reads);
+        let v = verdicts(&options(vec![5]), &failed);
+        assert!(!verdict(&v, "concurrent reads").pass);
+        assert_eq!(
+            verdict(&v, "concurrent reads").measured,
+            "2 of 3 succeeded, 1 environments"
+        );
+
+        let mut lost = measurements.clone();
+        lost[4].commits_found = Some(4);
+        let v = verdicts(&options(vec![5]), &lost);
+        assert!(!verdict(&v, "5 simultaneous writers").pass);
+        assert!(
+            verdict(&v, "5 simultaneous writers")
+                .measured
+                .contains("4 of 5 commits")
+        );
+    }
 }
