@@ -51,6 +51,24 @@ python_env() {
     echo "$env/bin"
 }
 
+# infra_python_env: infra/'s Python, installed exactly as the flake installs it: the wheels
+# infra/wheels.lock.json names for this machine (downloaded once, each checked against its
+# SHA-256), installed offline by checks/install-infra-wheels into a venv of python3. Prints its
+# bin directory. Reinstalls only when the lock changes.
+infra_python_env() {
+    local wheels="$TOOLS/infra-wheels" env="$TOOLS/infra-locked" lock="$ROOT/infra/wheels.lock.json"
+    need_command python3 python3
+    python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+    if ! cmp -s "$lock" "$env/.lock" 2>/dev/null; then
+        say "installing infra/'s Python from infra/wheels.lock.json into $env"
+        "$ROOT/checks/infra-wheels" fetch "$wheels" >&2
+        rm -rf "$env"
+        "$ROOT/checks/install-infra-wheels" python3 "$wheels" "$ROOT/infra/requirements.txt" "$env" >&2
+        cp "$lock" "$env/.lock"
+    fi
+    echo "$env/bin"
+}
+
 # node_env NAME DIR: `npm ci` of DIR/package.json and DIR/package-lock.json into
 # target/tools/NAME; prints that directory. Reinstalls only when the lock file changes.
 node_env() {

@@ -5,7 +5,7 @@ import pulumi_aws as aws
 
 from components.api import McpApi
 from components.budget import CostBudget
-from components.efs import WikiFileSystem
+from components.efs import WikiFileSystem, WikiFileSystemPolicy
 from components.egress import Egress
 from components.lambda_functions import LambdaFunctions
 from components.maintenance import WikiMaintenance
@@ -28,6 +28,8 @@ storage = WikiFileSystem("wiki-storage", settings, network, opts=opts)
 api = McpApi("mcp-api", settings, opts=opts)
 functions = LambdaFunctions("functions", settings, network, storage, mcp_url=api.mcp_url, opts=opts)
 api.route_to(functions.mcp_server)
+# Only the functions' role, through the access point, over TLS.
+storage_policy = WikiFileSystemPolicy("wiki-storage-access", storage, functions.role, opts=opts)
 # Maintains the wiki the MCP server serves, through git-probe's `maintain` operation.
 maintenance = WikiMaintenance("maintenance", settings, functions.functions["git-probe"], opts=opts)
 budget = CostBudget("budget", settings, opts=opts)
@@ -39,5 +41,8 @@ pulumi.export("git_probe_function", functions.functions["git-probe"].name)
 pulumi.export("mcp_server_function", functions.mcp_server.name)
 pulumi.export("file_system_id", storage.file_system.id)
 pulumi.export("egress", settings.egress)
+# Chosen by the stack when not set; infra/deploy pins both in the stack's config.
+pulumi.export("availability_zone_id", network.zone.zone_id)
+pulumi.export("nat_ami", egress.nat_ami)
 pulumi.export("maintenance_schedule", settings.maintenance_schedule)
 pulumi.export("mcp_auth_token", settings.mcp_auth_token)

@@ -1,19 +1,19 @@
 # `nix flake check`: the same checks CI runs without Nix (checks/run): rustfmt, clippy
-# denying warnings, the test suite under nextest, the Pulumi program's mocked tests, the zips
-# static and for the right architecture, a second independent build byte-identical, and the
-# Nix files formatted and free of dead code.
+# denying warnings and the test suite under nextest (both on the dev profile, as `cargo clippy`
+# and `cargo test` build), the Pulumi program's mocked tests and infra/deploy's tests on the
+# pinned Python packages, the zips static and for the right architecture, a second build in
+# another directory byte-identical, and the Nix files formatted and free of dead code.
 {rust}: let
-  inherit (rust) pkgs craneLib commonArgs cargoArtifacts src;
+  inherit (rust) pkgs craneLib devArgs devArtifacts src;
   lambdaSet = import ./lambdas.nix {inherit rust;};
   nixFiles = "${../flake.nix} ${../nix}";
 in {
   fmt = craneLib.cargoFmt {inherit src;};
 
-  # Clippy and the tests with the bench-lambda feature (the AWS SDK), as checks/run has them.
-  clippy = craneLib.cargoClippy (commonArgs
+  # clippy and nextest with the bench-lambda feature (devArgs), as checks/run has them.
+  clippy = craneLib.cargoClippy (devArgs
     // {
-      inherit cargoArtifacts;
-      cargoExtraArgs = "--locked --features bench-lambda";
+      cargoArtifacts = devArtifacts;
       cargoClippyExtraArgs = "--all-targets -- --deny warnings";
     });
 
@@ -21,10 +21,9 @@ in {
   # need packages from PyPI and npm that checks/run installs. The sandbox has no system CA
   # store, which the HTTPS client loads at start-up: cacert's bundle stands in. strace injects
   # the faults of tests/store_faults.rs (it attaches with ptrace, which the builder must allow).
-  nextest = craneLib.cargoNextest (commonArgs
+  nextest = craneLib.cargoNextest (devArgs
     // {
-      inherit cargoArtifacts;
-      cargoExtraArgs = "--locked --features bench-lambda";
+      cargoArtifacts = devArtifacts;
       partitions = 1;
       partitionType = "count";
       cargoNextestPartitionsExtraArgs = "--no-tests=pass";
@@ -32,11 +31,12 @@ in {
       SSL_CERT_FILE = "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt";
     });
 
+  # The Pulumi program under mocks, the NAT boot script and infra/deploy against stand-ins.
   infra = pkgs.runCommand "wikibot-infra-tests" {nativeBuildInputs = [rust.infraPython];} ''
     cp -r ${../infra} infra
     chmod -R u+w infra
     cd infra
-    python -m pytest -q -p no:cacheprovider
+    python3 -m pytest -q -p no:cacheprovider
     touch $out
   '';
 
@@ -44,11 +44,20 @@ in {
     bash ${../checks/verify-lambdas} ${lambdaSet.lambdas} | tee $out
   '';
 
+  # Two independent builds of every binary (dependencies included), from different build
+  # directories (nix/rust.nix, `elsewhere`), must give the same zips byte for byte.
   lambdas-reproducible = pkgs.runCommand "wikibot-lambdas-reproducible" {} ''
+    status=0
     for zip in ${lambdaSet.lambdas}/*.zip; do
-      cmp "$zip" "${lambdaSet.rebuilt}/$(basename "$zip")"
+      name=$(basename "$zip")
+      if cmp -s "$zip" "${lambdaSet.rebuilt}/$name"; then
+        echo "same $name"
+      else
+        echo "DIFFERENT $name: $(sha256sum < "$zip") vs $(sha256sum < "${lambdaSet.rebuilt}/$name")" >&2
+        status=1
+      fi
     done
-    touch $out
+    [ "$status" -eq 0 ] && touch $out
   '';
 
   nix-lint = pkgs.runCommand "wikibot-nix-lint" {nativeBuildInputs = [pkgs.alejandra pkgs.deadnix];} ''

@@ -33,13 +33,13 @@ in {
       only = [function];
       inherit binaries;
     });
-  # A second, independent build from a differently named source tree.
+  # A second, independent build of the same sources in another build directory.
   rebuilt = zipAll {
     name = "wikibot-lambdas-rebuilt";
     binaries = lib.genAttrs arches (arch:
       rust.lambdaBinaries {
         inherit arch;
-        source = rust.renamedSource;
+        elsewhere = true;
       });
   };
 }

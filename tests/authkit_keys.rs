@@ -87,6 +87,18 @@ async fn known_keys_keep_working_when_a_refresh_fails() {
         2,
         "the refresh was tried and failed"
     );
-    let forged = rotated_token(&authkit);
-    assert_eq!(verifier.verify(&forged).await, Err(TokenError::UnknownKey));
+    // A key we do not have, while AuthKit cannot tell us its current set: a rotation and a
+    // forgery look alike, so the answer is "unavailable" (503), not "invalid" (401).
+    let unknown = rotated_token(&authkit);
+    assert!(matches!(
+        verifier.verify(&unknown).await,
+        Err(TokenError::KeysUnavailable(_))
+    ));
+    assert!(verifier.retry_after() >= Duration::from_secs(1));
+    authkit.fail_jwks(false);
+    assert_eq!(
+        verifier.verify(&unknown).await,
+        Err(TokenError::UnknownKey),
+        "once AuthKit answers, an unknown key is a refusal"
+    );
 }

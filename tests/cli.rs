@@ -143,3 +143,40 @@ async fn serve_honours_the_store_settings_from_the_environment_and_flags() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn serve_with_oauth_needs_an_access_policy_or_allow_any_user() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wikibot"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--authkit-domain",
+            "acme-123.authkit.app",
+        ])
+        .env_remove("MCP_ALLOW")
+        .env_remove("MCP_ALLOW_ANY_USER")
+        .output()
+        .expect("wikibot runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--allow") && stderr.contains("--allow-any-user"),
+        "{stderr}"
+    );
+    let bad = wikibot(&[
+        "serve",
+        "--port",
+        "0",
+        "--authkit-domain",
+        "acme-123.authkit.app",
+        "--allow",
+        "domain:@example.com=rw",
+    ]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("--allow: ") && stderr.contains("@example.com"),
+        "{stderr}"
+    );
+}

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use common::mcp::TestServer;
 use common::mock_authkit::{self, MockAuthKit};
 use serde_json::Value;
-use wikibot::auth::StaticToken;
-use wikibot::mcp::AuthConfig;
+use wikibot::auth::{AccessPolicy, StaticToken, UserAccess};
+use wikibot::mcp::{AuthConfig, AuthKitConfig};
 
 const STATIC: &str = "external-client-token-0123456789abcdef";
 const NEEDS_TOOLS: &str = "needs target/tools (MCP Python SDK, conformance suite); run checks/run";
@@ -52,8 +52,14 @@ async fn python_client(url: &str, args: &[&str]) -> Value {
 }
 
 async fn server_with_authkit(root: &std::path::Path, authkit: &MockAuthKit) -> TestServer {
+    // The OAuth client's user is admitted by id, as a deployment's policy would.
+    let policy =
+        AccessPolicy::parse("MCP_ALLOW", &format!("user:{}=rw", mock_authkit::USER)).unwrap();
     let auth = AuthConfig::Required {
-        authkit_issuer: Some(authkit.issuer.clone()),
+        authkit: Some(AuthKitConfig::new(
+            authkit.issuer.clone(),
+            UserAccess::Policy(policy),
+        )),
         static_token: Some(StaticToken::new(STATIC).unwrap()),
     };
     TestServer::start(root, auth, &[]).await

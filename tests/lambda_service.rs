@@ -639,7 +639,7 @@ async fn the_report_page_can_be_written_through_the_mcp_endpoint() {
     const TOKEN: &str = "static-token-for-tests-0123456789abcdef";
     let root = tempfile::tempdir().unwrap();
     let auth = AuthConfig::Required {
-        authkit_issuer: None,
+        authkit: None,
         static_token: Some(StaticToken::new(TOKEN).unwrap()),
     };
     let server = common::mcp::TestServer::start(root.path(), auth, &[]).await;

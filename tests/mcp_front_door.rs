@@ -19,7 +19,7 @@ const TOKEN: &str = "front-door-token-0123456789abcdefghij";
 async fn server() -> (tempfile::TempDir, TestServer) {
     let root = tempfile::tempdir().unwrap();
     let auth = AuthConfig::Required {
-        authkit_issuer: None,
+        authkit: None,
         static_token: Some(StaticToken::new(TOKEN).unwrap()),
     };
     let server = TestServer::start(root.path(), auth, &["https://claude.ai".to_owned()]).await;

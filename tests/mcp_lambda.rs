@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::mock_authkit::MockAuthKit;
+use common::mock_authkit::{self, MockAuthKit};
 use common::{spec, start};
 use serde_json::{Value, json};
 use wikibot::lambda::emulator::RunningFunction;
@@ -91,6 +91,7 @@ async fn mcp_server(root: &std::path::Path, authkit: &MockAuthKit) -> RunningFun
         spec(env!("CARGO_BIN_EXE_mcp-server"), root)
             .env("MCP_RESOURCE_URL", RESOURCE)
             .env("AUTHKIT_DOMAIN", &authkit.issuer)
+            .env("MCP_ALLOW_ANY_USER", "true")
             .env("MCP_AUTH_TOKEN", STATIC),
     )
     .await
@@ -218,6 +219,7 @@ async fn a_traced_tool_call_exports_handler_tool_and_git_subsegments() {
         spec(env!("CARGO_BIN_EXE_mcp-server"), root.path())
             .env("MCP_RESOURCE_URL", RESOURCE)
             .env("AUTHKIT_DOMAIN", &authkit.issuer)
+            .env("MCP_ALLOW_ANY_USER", "true")
             .env("MCP_AUTH_TOKEN", STATIC)
             .env(
                 "AWS_XRAY_DAEMON_ADDRESS",
@@ -257,6 +259,89 @@ async fn a_traced_tool_call_exports_handler_tool_and_git_subsegments() {
     assert_eq!(handler["annotations"]["op"], "write_note");
     assert_eq!(handler["annotations"]["wiki"], "wiki");
     assert_eq!(handler["annotations"]["cold_start"], true);
+}
+
+/// The deployed configuration: the policy and the WorkOS key come from the function's
+/// environment (as Pulumi sets it); a policy-admitted user's commit carries their real name,
+/// anyone else gets `403`.
+#[tokio::test]
+async fn the_policy_and_workos_lookups_come_from_the_environment() {
+    let root = tempfile::tempdir().unwrap();
+    let authkit = MockAuthKit::start().await;
+    let mut function = start(
+        spec(env!("CARGO_BIN_EXE_mcp-server"), root.path())
+            .env("MCP_RESOURCE_URL", RESOURCE)
+            .env("AUTHKIT_DOMAIN", &authkit.issuer)
+            .env("MCP_ALLOW", format!("user:{}=rw", mock_authkit::USER))
+            .env("WORKOS_API_KEY", mock_authkit::API_KEY)
+            .env("WORKOS_BASE_URL", &authkit.issuer),
+    )
+    .await;
+    let write = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "write_note", "arguments": {"path": "Hello", "content": "hi"}}});
+    let token = authkit.token(RESOURCE, |_| {});
+    let response = invoke(&mut function, &mcp_post("/mcp", Some(&token), &write)).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert!(
+        !response["body"]
+            .as_str()
+            .unwrap()
+            .contains("isError\":true")
+    );
+    let author = common::git(
+        &root.path().join("wiki.git"),
+        &["log", "-1", "--format=%an <%ae>", "main"],
+    );
+    assert_eq!(
+        author.trim(),
+        format!("{} <{}>", mock_authkit::USER_NAME, mock_authkit::USER_EMAIL)
+    );
+
+    let stranger = authkit.token(RESOURCE, |c| c["sub"] = json!("user_01STRANGER"));
+    let response = invoke(
+        &mut function,
+        &mcp_post("/mcp", Some(&stranger), &echo_call("x")),
+    )
+    .await;
+    assert_eq!(response["statusCode"], 403, "{response}");
+    assert!(
+        header(&response, "www-authenticate")
+            .unwrap()
+            .contains("error=\"insufficient_scope\"")
+    );
+}
+
+#[tokio::test]
+async fn oauth_without_a_policy_refuses_to_start_naming_both_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let mut function = start(
+        spec(env!("CARGO_BIN_EXE_mcp-server"), root.path())
+            .env("MCP_RESOURCE_URL", RESOURCE)
+            .env("AUTHKIT_DOMAIN", "acme-123.authkit.app"),
+    )
+    .await;
+    let err = function.invoke(b"{}").await.unwrap_err().to_string();
+    assert!(
+        err.contains("init failed")
+            && err.contains("MCP_ALLOW")
+            && err.contains("MCP_ALLOW_ANY_USER=true"),
+        "{err}"
+    );
+    let mut bad_entry = start(
+        spec(env!("CARGO_BIN_EXE_mcp-server"), root.path())
+            .env("MCP_RESOURCE_URL", RESOURCE)
+            .env("AUTHKIT_DOMAIN", "acme-123.authkit.app")
+            .env(
+                "MCP_ALLOW",
+                "domain:example.com=rw, domain:*.example.com=rw",
+            ),
+    )
+    .await;
+    let err = bad_entry.invoke(b"{}").await.unwrap_err().to_string();
+    assert!(
+        err.contains("MCP_ALLOW") && err.contains("*.example.com") && err.contains("wildcards"),
+        "{err}"
+    );
 }
 
 /// lambda_http 1.3 panics converting an event whose `Host` it cannot parse (found by fuzzing);

@@ -7,8 +7,8 @@ mod common;
 use common::mcp::{PROTOCOL_VERSION, TestServer, call_tool, rpc_request, tool_call};
 use common::mock_authkit::{self, MockAuthKit};
 use serde_json::{Value, json};
-use wikibot::auth::StaticToken;
-use wikibot::mcp::AuthConfig;
+use wikibot::auth::{StaticToken, UserAccess};
+use wikibot::mcp::{AuthConfig, AuthKitConfig};
 
 const STATIC: &str = "static-token-for-tests-0123456789abcdef";
 
@@ -22,8 +22,13 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let root = tempfile::tempdir().unwrap();
     let authkit = MockAuthKit::start().await;
+    // Open to any signed-in user and no WorkOS API key: the token tests here are about
+    // verification; tests/mcp_access.rs covers the policy and authors' names.
     let auth = AuthConfig::Required {
-        authkit_issuer: Some(authkit.issuer.clone()),
+        authkit: Some(AuthKitConfig::new(
+            authkit.issuer.clone(),
+            UserAccess::AnyUser,
+        )),
         static_token: Some(StaticToken::new(STATIC).unwrap()),
     };
     let server = TestServer::start(root.path(), auth, &["https://claude.ai".to_owned()]).await;
@@ -559,4 +564,54 @@ async fn the_server_speaks_stateless_streamable_http() {
         .await
         .unwrap();
     assert_eq!(get.status(), 405, "no SSE stream is offered");
+}
+
+#[tokio::test]
+async fn an_authkit_key_outage_is_503_with_retry_after_and_the_static_token_keeps_working() {
+    let f = fixture().await;
+    f.authkit.fail_jwks(true);
+    let response = f.echo(Some(&f.token(|_| {}))).await;
+    assert_eq!(
+        response.status(),
+        503,
+        "a good token must not be called invalid"
+    );
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert!(
+        response.headers().get("www-authenticate").is_none(),
+        "no challenge: the client keeps its token"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("keys could not be fetched"),
+        "{body}"
+    );
+    assert_eq!(f.echo(Some(STATIC)).await.status(), 200);
+    assert_eq!(f.authkit.jwks_fetches(), 1, "still one fetch per interval");
+}
+
+#[tokio::test]
+async fn during_an_outage_the_keys_we_have_still_verify_and_still_refuse() {
+    let f = fixture().await;
+    assert_eq!(f.echo(Some(&f.token(|_| {}))).await.status(), 200);
+    f.authkit.fail_jwks(true);
+    assert_eq!(f.echo(Some(&f.token(|_| {}))).await.status(), 200);
+    let claims = mock_authkit::claims(&f.authkit.issuer, &f.server.url);
+    let forged = mock_authkit::sign(
+        &mock_authkit::rs256_header(mock_authkit::KEY_ID),
+        &claims,
+        &mock_authkit::other_key(),
+    );
+    let response = f.echo(Some(&forged)).await;
+    assert_eq!(response.status(), 401, "a bad signature is certain");
+    assert!(challenge(&response).contains("invalid_token"));
 }

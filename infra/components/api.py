@@ -1,6 +1,9 @@
 """P0-7 and P0-4: the public MCP endpoint. An API Gateway REST API (REST, not HTTP API,
 because only REST stages support X-Ray) proxies `/mcp` and `/.well-known/{proxy+}` to the
-`mcp-server` function; the stage has X-Ray tracing on.
+`mcp-server` function; the stage has X-Ray tracing on and is throttled (`api_throttle_rate`
+requests per second, bursts of `api_throttle_burst`): past that API Gateway answers 429
+without invoking the function. The integrations wait the REST maximum, 29 s, which
+settings.py keeps above the function timeout.
 
 The MCP URL is also the resource URL the function checks token audiences against, and the
 function must exist before the API can route to it. The cycle is broken by building in two
@@ -16,7 +19,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from .settings import Settings
+from .settings import API_INTEGRATION_TIMEOUT_SECONDS, Settings
 
 MCP_PATH = "mcp"
 
@@ -71,6 +74,7 @@ class McpApi(pulumi.ComponentResource):
                 type="AWS_PROXY",
                 integration_http_method="POST",
                 uri=function.invoke_arn,
+                timeout_milliseconds=API_INTEGRATION_TIMEOUT_SECONDS * 1000,
                 opts=child,
             )
             routed += [method, integration]
@@ -102,4 +106,19 @@ class McpApi(pulumi.ComponentResource):
             xray_tracing_enabled=True,
             opts=child,
         )
+        self.throttling = self._throttle(self.stage)
         self.register_outputs({"mcp_url": self.mcp_url})
+
+    def _throttle(self, stage: aws.apigateway.Stage) -> aws.apigateway.MethodSettings:
+        """Stage-wide throttling: every method of every route (`*/*`)."""
+        return aws.apigateway.MethodSettings(
+            f"{self._name}-throttling",
+            rest_api=self.rest_api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                throttling_rate_limit=self._settings.api_throttle_rate,
+                throttling_burst_limit=self._settings.api_throttle_burst,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

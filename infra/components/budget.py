@@ -1,5 +1,7 @@
 """P0-9: the cost guard rail. A monthly cost budget (default $50) that e-mails the owner at
-80 % and 100 % of actual spend and when the forecast passes 100 %.
+80 % and 100 % of actual spend and when the forecast passes 100 %. Spend is counted before
+credits and refunds: on an account living on credits, net cost stays near zero and no alert
+would ever fire.
 
 This component must not create anything that costs money.
 """
@@ -25,6 +27,7 @@ class CostBudget(pulumi.ComponentResource):
             limit_amount=str(settings.budget_amount_usd),
             limit_unit="USD",
             time_unit="MONTHLY",
+            cost_types=aws.budgets.BudgetCostTypesArgs(include_credit=False, include_refund=False),
             notifications=[
                 aws.budgets.BudgetNotificationArgs(
                     comparison_operator="GREATER_THAN",

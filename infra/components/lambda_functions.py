@@ -7,8 +7,8 @@ group with a retention. One execution role serves all three, with least-privileg
 policies: ENIs for the VPC, logs into these groups only, mounting and writing this file
 system only through this access point, X-Ray segments.
 
-This component must not build code, and must not handle the static token other than as a
-secret.
+This component must not build code, and must not handle the static token or the WorkOS API
+key other than as secrets.
 """
 
 from __future__ import annotations
@@ -82,7 +82,12 @@ class LambdaFunctions(pulumi.ComponentResource):
                 "WIKIBOT_WIKI": settings.wiki,
                 "MCP_RESOURCE_URL": mcp_url,
                 "AUTHKIT_DOMAIN": settings.authkit_domain,
+                # Who may use the wiki when OAuth is on (src/auth/policy.rs).
+                "MCP_ALLOW": settings.mcp_allow,
+                "MCP_ALLOW_ANY_USER": "true" if settings.allow_any_user else "false",
                 "MCP_AUTH_TOKEN": settings.mcp_auth_token,
+                # Signed-in users' names and e-mails (commit authors, the policy's e-mail rules).
+                "WORKOS_API_KEY": settings.workos_api_key,
             },
         }
         self.functions = {
@@ -122,6 +127,7 @@ class LambdaFunctions(pulumi.ComponentResource):
     def _policies(self, storage: WikiFileSystem) -> dict[str, pulumi.Output[str]]:
         log_arns = pulumi.Output.all(*[group.arn for group in self.log_groups.values()])
         return {
+            # What AWS's managed AWSLambdaVPCAccessExecutionRole grants for the network.
             "vpc-access": pulumi.Output.from_input(
                 _document(
                     {
@@ -130,6 +136,7 @@ class LambdaFunctions(pulumi.ComponentResource):
                         "Action": [
                             "ec2:CreateNetworkInterface",
                             "ec2:DescribeNetworkInterfaces",
+                            "ec2:DescribeSubnets",
                             "ec2:DeleteNetworkInterface",
                             "ec2:AssignPrivateIpAddresses",
                             "ec2:UnassignPrivateIpAddresses",

@@ -1,7 +1,8 @@
-"""P0-1: the network. One VPC with a public and a private subnet in one availability zone,
-an internet gateway for the public side, gateway endpoints for S3 and DynamoDB on the
-private route table, and the two security groups: the Lambda functions' (egress only:
-HTTPS out, NFS to EFS) and EFS's (NFS in, only from the Lambda group).
+"""P0-1: the network. One VPC with a public and a private subnet in one availability zone
+(chosen by zone id: components/zone.py), an internet gateway for the public side, gateway
+endpoints for S3 and DynamoDB on the private route table, and the two security groups: the
+Lambda functions' (egress only: HTTPS out, NFS to EFS) and EFS's (NFS in, only from the
+Lambda group).
 
 Internet egress for the private subnet is a separate choice (components/egress.py). This
 component must not know about the functions or the file system beyond their groups.
@@ -13,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .settings import Settings
+from .zone import AvailabilityZone
 
 NFS_PORT = 2049
 HTTPS_PORT = 443
@@ -23,6 +25,7 @@ class Vpc(pulumi.ComponentResource):
         super().__init__("wikibot:network:Vpc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix = settings.prefix
+        self.zone = AvailabilityZone(f"{name}-zone", settings, opts=child)
 
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -39,7 +42,7 @@ class Vpc(pulumi.ComponentResource):
             f"{name}-public",
             vpc_id=self.vpc.id,
             cidr_block=settings.public_subnet_cidr,
-            availability_zone=settings.availability_zone,
+            availability_zone_id=self.zone.zone_id,
             map_public_ip_on_launch=False,
             tags={"Name": f"{prefix}-public", "tier": "public"},
             opts=child,
@@ -48,7 +51,7 @@ class Vpc(pulumi.ComponentResource):
             f"{name}-private",
             vpc_id=self.vpc.id,
             cidr_block=settings.private_subnet_cidr,
-            availability_zone=settings.availability_zone,
+            availability_zone_id=self.zone.zone_id,
             map_public_ip_on_launch=False,
             tags={"Name": f"{prefix}-private", "tier": "private"},
             opts=child,
@@ -140,5 +143,6 @@ class Vpc(pulumi.ComponentResource):
                 "public_subnet_id": self.public_subnet.id,
                 "private_subnet_id": self.private_subnet.id,
                 "private_route_table_id": self.private_route_table.id,
+                "availability_zone_id": self.zone.zone_id,
             }
         )

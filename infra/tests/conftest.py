@@ -29,6 +29,19 @@ BASE_CONFIG = {
     "wikibot:mcp_auth_token": MCP_TOKEN,
 }
 SECRET_KEYS = ["wikibot:workos_api_key", "wikibot:mcp_auth_token"]
+# The mock account's zones: ids map to names as AWS shuffles them per account.
+ZONE_NAMES = {
+    "use1-az1": "us-east-1c",
+    "use1-az2": "us-east-1e",
+    "use1-az3": "us-east-1a",
+    "use1-az4": "us-east-1b",
+    "use1-az5": "us-east-1f",
+    "use1-az6": "us-east-1d",
+}
+# Where the mock account offers the NAT instance type (t4g.nano): not in use1-az1 nor use1-az3,
+# so the automatic choice is use1-az2 (us-east-1e).
+NAT_ZONES = ["use1-az2", "use1-az4", "use1-az5", "use1-az6"]
+MOCK_AMI = "ami-0123456789abcdef0"
 
 
 @dataclass
@@ -64,8 +77,11 @@ def is_secret(value) -> bool:
 class Recorder(pulumi.runtime.Mocks):
     """Echoes inputs back as state, adding the outputs the program reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, zones: list[str] | None = None, nat_zones: list[str] | None = None) -> None:
         self.resources: list[Resource] = []
+        self.calls: list[tuple[str, dict]] = []
+        self.zones = sorted(ZONE_NAMES) if zones is None else zones
+        self.nat_zones = NAT_ZONES if nat_zones is None else nat_zones
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append(Resource(args.typ, args.name, dict(args.inputs), args.provider))
@@ -80,20 +96,35 @@ class Recorder(pulumi.runtime.Mocks):
                 "invoke_arn": f"arn:aws:apigateway:us-east-1:lambda:path/functions/{args.name}/invocations",
             },
             "aws:ec2/instance:Instance": {"primary_network_interface_id": f"eni-{args.name}"},
+            # AWS resolves a subnet's zone id to this account's zone name.
+            "aws:ec2/subnet:Subnet": {"availability_zone": ZONE_NAMES.get(args.inputs.get("availabilityZoneId"))},
         }
         state.update(extra.get(args.typ, {}))
         return [f"{args.name}-id", state]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append((args.token, dict(args.args)))
         if args.token == "aws:ec2/getAmi:getAmi":
-            return {"id": "ami-0123456789abcdef0", "architecture": "arm64", "name": "al2023-ami-minimal-arm64"}
-        return {}
+            return {"id": MOCK_AMI, "architecture": "arm64", "name": "al2023-ami-minimal-arm64"}
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"zoneIds": self.zones, "names": [ZONE_NAMES[z] for z in self.zones], "id": "us-east-1"}
+        if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            return {
+                "locations": self.nat_zones,
+                "instanceTypes": ["t4g.nano"] * len(self.nat_zones),
+                "locationTypes": ["availability-zone-id"] * len(self.nat_zones),
+                "id": "us-east-1",
+            }
+        raise Exception(f"the mocks do not answer {args.token}")
 
 
 @dataclass
 class Stack:
     resources: list[Resource]
     program: dict
+    calls: list[tuple[str, dict]]
+    # Each resource's options (protect, ignore_changes, …), which the mocks do not see.
+    options: dict[str, pulumi.ResourceOptions]
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.typ == typ]
@@ -125,22 +156,34 @@ def zips(tmp_path_factory) -> Path:
 def run_stack(monkeypatch, zips):
     """Runs the program with extra config (and WIKIBOT_LAMBDA_ZIPS, unless given)."""
 
-    def run(config: dict | None = None, stack: str = "dev", zips_dir: str | None = str(zips)) -> Stack:
+    def run(
+        config: dict | None = None,
+        stack: str = "dev",
+        zips_dir: str | None = str(zips),
+        zones: list[str] | None = None,
+        nat_zones: list[str] | None = None,
+    ) -> Stack:
         if zips_dir is None:
             monkeypatch.delenv("WIKIBOT_LAMBDA_ZIPS", raising=False)
         else:
             monkeypatch.setenv("WIKIBOT_LAMBDA_ZIPS", zips_dir)
-        mocks = Recorder()
+        mocks = Recorder(zones, nat_zones)
         pulumi.runtime.set_mocks(mocks, project="wikibot", stack=stack, preview=False)
         pulumi.runtime.set_all_config({**BASE_CONFIG, **(config or {})}, SECRET_KEYS)
         program: dict = {}
+        options: dict[str, pulumi.ResourceOptions] = {}
+
+        def record_options(args: pulumi.ResourceTransformationArgs):
+            options[args.name] = args.opts
+            return None
 
         @pulumi.runtime.test
         def execute():
+            pulumi.runtime.register_stack_transformation(record_options)
             program.update(runpy.run_path(str(INFRA / "__main__.py")))
 
         execute()
-        return Stack(mocks.resources, program)
+        return Stack(mocks.resources, program, mocks.calls, options)
 
     return run
 

@@ -46,3 +46,27 @@ def test_the_mcp_url_is_the_stage_url_of_the_mcp_route(run_stack):
     url = stack.resolve(stack.program["api"].mcp_url)
     assert url == f"https://{api.id}.execute-api.us-east-1.amazonaws.com/v1/mcp"
     assert stack.one("aws:apigateway/stage:Stage").inputs["stageName"] == "v1"
+
+
+def test_the_whole_stage_is_throttled(run_stack):
+    stack = run_stack({"wikibot:api_throttle_rate": "2.5", "wikibot:api_throttle_burst": "7"})
+    settings = stack.one("aws:apigateway/methodSettings:MethodSettings")
+    assert settings.inputs["restApi"] == stack.one(REST).id
+    assert settings.inputs["stageName"] == "prod"
+    assert settings.inputs["methodPath"] == "*/*", "every method of every route"
+    assert settings.inputs["settings"]["throttlingRateLimit"] == 2.5
+    assert settings.inputs["settings"]["throttlingBurstLimit"] == 7
+
+
+def test_throttling_is_on_by_default(dev):
+    settings = dev.one("aws:apigateway/methodSettings:MethodSettings").inputs["settings"]
+    assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (10, 20)
+
+
+def test_the_api_waits_longer_than_the_function_may_run(run_stack):
+    for timeout in ("1", "28"):
+        stack = run_stack({"wikibot:timeout_seconds": timeout})
+        function_ms = stack.one("aws:lambda/function:Function", "mcp-server").inputs["timeout"] * 1000
+        for integration in stack.of_type(INTEGRATION):
+            assert integration.inputs["timeoutMilliseconds"] == 29000, "the REST maximum"
+            assert integration.inputs["timeoutMilliseconds"] >= function_ms + 1000, "a second for a cold start"

@@ -15,6 +15,12 @@ def test_a_fifty_dollar_monthly_cost_budget_with_three_alerts(dev):
         assert notification["subscriberEmailAddresses"] == ["owner@example.com"]
 
 
+def test_spend_is_counted_before_credits_and_refunds(dev):
+    cost_types = dev.one("aws:budgets/budget:Budget").inputs["costTypes"]
+    assert cost_types["includeCredit"] is False, "credits would hide the spend the alerts are for"
+    assert cost_types["includeRefund"] is False
+
+
 def test_the_amount_and_address_come_from_config(run_stack):
     stack = run_stack({"wikibot:budget_amount_usd": "20", "wikibot:budget_email": "ops@example.org"})
     inputs = stack.one("aws:budgets/budget:Budget").inputs

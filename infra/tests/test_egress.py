@@ -2,6 +2,9 @@
 
 import pytest
 
+from components.egress import nat_user_data
+from conftest import MOCK_AMI
+
 ROUTE = "aws:ec2/route:Route"
 
 
@@ -16,7 +19,8 @@ def test_the_default_is_a_nat_instance_in_the_public_subnet(dev):
     assert instance.inputs["sourceDestCheck"] is False, "a NAT must forward others' packets"
     assert instance.inputs["instanceType"] == "t4g.nano"
     assert instance.inputs["metadataOptions"]["httpTokens"] == "required"
-    assert "MASQUERADE" in instance.inputs["userData"]
+    assert instance.inputs["userData"] == nat_user_data("10.20.1.0/24")
+    assert "10.20.1.0/24" in instance.inputs["userData"] and "@PRIVATE_CIDR@" not in instance.inputs["userData"]
     routes = default_routes_of(dev, dev.one("aws:ec2/routeTable:RouteTable", "private"))
     assert len(routes) == 1
     assert routes[0].inputs["networkInterfaceId"] == f"eni-{instance.name}"
@@ -44,3 +48,30 @@ def test_no_way_out_when_egress_is_none(run_stack):
 def test_an_unknown_egress_is_refused(run_stack):
     with pytest.raises(Exception, match="egress must be one of"):
         run_stack({"wikibot:egress": "vpn"})
+
+
+def test_the_nat_instance_is_replaced_when_its_boot_script_changes(dev):
+    assert dev.one("aws:ec2/instance:Instance").inputs["userDataReplaceOnChange"] is True
+
+
+def test_unpinned_the_nat_instance_keeps_the_image_it_was_created_with(dev):
+    instance = dev.one("aws:ec2/instance:Instance")
+    assert instance.inputs["ami"] == MOCK_AMI, "the newest image at creation"
+    lookup = dict(dev.calls)["aws:ec2/getAmi:getAmi"]
+    assert lookup["owners"] == ["amazon"] and lookup["mostRecent"] is True
+    assert dev.options[instance.name].ignore_changes == ["ami"], "a newer release must not replace it"
+    assert dev.resolve(dev.program["egress"].nat_ami) == MOCK_AMI, "exported for infra/deploy to pin"
+
+
+def test_a_pinned_image_is_used_as_is_and_a_new_pin_replaces_the_instance(run_stack):
+    stack = run_stack({"wikibot:nat_ami": "ami-0fedcba9876543210"})
+    instance = stack.one("aws:ec2/instance:Instance")
+    assert instance.inputs["ami"] == "ami-0fedcba9876543210"
+    assert "aws:ec2/getAmi:getAmi" not in dict(stack.calls)
+    assert not stack.options[instance.name].ignore_changes
+
+
+@pytest.mark.parametrize("value", ["ami-123", "0123456789abcdef0", "ami-0123456789ABCDEF0"])
+def test_a_malformed_image_id_is_refused(run_stack, value):
+    with pytest.raises(Exception, match="nat_ami must be an image id"):
+        run_stack({"wikibot:nat_ami": value})

@@ -14,7 +14,7 @@ def functions(stack):
 
 @pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
 def test_every_function_is_a_traced_vpc_bootstrap_with_the_wiki_mounted(run_stack, zips, architecture):
-    stack = run_stack({"wikibot:architecture": architecture, "wikibot:memory_mb": "1024", "wikibot:timeout_seconds": "45"})
+    stack = run_stack({"wikibot:architecture": architecture, "wikibot:memory_mb": "1024", "wikibot:timeout_seconds": "20"})
     private = stack.one("aws:ec2/subnet:Subnet", "private")
     lambda_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "lambda")
     access_point = stack.one("aws:efs/accessPoint:AccessPoint")
@@ -28,18 +28,18 @@ def test_every_function_is_a_traced_vpc_bootstrap_with_the_wiki_mounted(run_stac
         assert inputs["fileSystemConfig"] == {"arn": f"arn:aws:mock:us-east-1:123456789012:{access_point.name}", "localMountPath": "/mnt/efs"}
         assert inputs["vpcConfig"]["subnetIds"] == [private.id]
         assert inputs["vpcConfig"]["securityGroupIds"] == [lambda_sg.id]
-        assert inputs["memorySize"] == 1024 and inputs["timeout"] == 45
+        assert inputs["memorySize"] == 1024 and inputs["timeout"] == 20
         assert inputs["role"] == f"arn:aws:mock:us-east-1:123456789012:{role.name}"
         assert inputs["name"] == f"wikibot-dev-{name}"
         assert inputs["loggingConfig"]["logFormat"] == "JSON"
         assert inputs["code"].path == str(zips / f"{name}-{architecture}.zip")
         env = fn.plain("environment")["variables"]
         assert env["WIKIBOT_ROOT"] == "/mnt/efs"
-        assert env["WIKIBOT_STALE_LOCK_SECS"] == "75", "timeout plus a 30 s margin"
+        assert env["WIKIBOT_STALE_LOCK_SECS"] == "50", "timeout plus a 30 s margin"
 
 
 def test_the_mcp_server_knows_its_public_url_and_auth_settings(run_stack):
-    stack = run_stack({"wikibot:authkit_domain": "acme-123.authkit.app"})
+    stack = run_stack({"wikibot:authkit_domain": "acme-123.authkit.app", "wikibot:allow_any_user": "true"})
     env = stack.one(FUNCTION, "mcp-server").plain("environment")["variables"]
     api = stack.one("aws:apigateway/restApi:RestApi")
     assert env["MCP_RESOURCE_URL"] == f"https://{api.id}.execute-api.us-east-1.amazonaws.com/prod/mcp"
@@ -92,3 +92,16 @@ def test_each_permission_is_scoped_to_this_stack(dev):
     assert sorted(logs["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert len(logs["Resource"]) == 3 and all(r.endswith(":*") and "logs" in r for r in logs["Resource"])
     assert sorted(by_name["xray"]["Action"]) == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+
+
+def test_the_network_permissions_are_those_of_the_managed_vpc_access_policy(dev):
+    vpc = next(json.loads(p.plain("policy")) for p in dev.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("vpc-access"))
+    # AWSLambdaVPCAccessExecutionRole's EC2 actions (its logs actions are the `logs` policy).
+    assert sorted(vpc["Statement"][0]["Action"]) == [
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:UnassignPrivateIpAddresses",
+    ]

@@ -19,7 +19,8 @@ def test_vpc_and_subnets_use_the_configured_cidrs_in_one_zone(run_stack):
     assert public.inputs["cidrBlock"] == "10.50.0.0/24"
     assert private.inputs["cidrBlock"] == "10.50.8.0/24"
     assert len(stack.of_type("aws:ec2/subnet:Subnet")) == 2
-    assert public.inputs["availabilityZone"] == private.inputs["availabilityZone"] == "us-east-1a"
+    assert public.inputs["availabilityZoneId"] == private.inputs["availabilityZoneId"] == "use1-az2"
+    assert "availabilityZone" not in public.inputs and "availabilityZone" not in private.inputs, "never by name"
     assert public.inputs["mapPublicIpOnLaunch"] is False and private.inputs["mapPublicIpOnLaunch"] is False
     for subnet in (public, private):
         assert ipaddress.ip_network(subnet.inputs["cidrBlock"]).subnet_of(ipaddress.ip_network("10.50.0.0/16"))

@@ -4,10 +4,14 @@
 //! token names a key id we do not know (AuthKit rotated its keys). Every fetch attempt —
 //! successful or not — is at most one per [`MIN_REFETCH_INTERVAL`], so neither a stream of
 //! forged key ids nor an AuthKit outage makes us hammer AuthKit, and requests never queue
-//! behind a string of doomed fetches. When a refresh fails, the keys we have keep working.
+//! behind a string of doomed fetches. When a refresh fails, the keys we have keep working;
+//! a token naming a key we do not have is then [`TokenError::KeysUnavailable`] (the server
+//! answers `503`, not `401`): we cannot tell a rotation from a forgery until AuthKit answers.
 //! A token is accepted only with `alg` RS256, a known `kid`, a valid signature, `iss` equal
 //! to the AuthKit issuer, `aud` containing this resource's URL, and `exp`/`nbf` within
-//! [`LEEWAY_SECS`]. This module must not log tokens or pass them anywhere.
+//! [`LEEWAY_SECS`]. Besides `sub`, the principal gets the token's `org_id` and, when a JWT
+//! template puts them there, the user's name, e-mail and its verification ([`IdentityClaims`]).
+//! This module must not log tokens or pass them anywhere.
 
 use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -55,23 +59,47 @@ pub enum TokenError {
     KeysUnavailable(String),
 }
 
+/// Which claims carry the user's name, e-mail address and whether that address is verified.
+/// AuthKit's access tokens have none of them unless a JWT template adds them, e.g.
+/// `{"name": "{{ user.first_name }} {{ user.last_name }}", "email": {{ user.email }},
+/// "email_verified": {{ user.email_verified }}}`; when present, no WorkOS lookup is needed.
+/// Settings: `MCP_NAME_CLAIM`, `MCP_EMAIL_CLAIM`, `MCP_EMAIL_VERIFIED_CLAIM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityClaims {
+    pub name: String,
+    pub email: String,
+    pub email_verified: String,
+}
+
+impl Default for IdentityClaims {
+    fn default() -> Self {
+        Self {
+            name: "name".into(),
+            email: "email".into(),
+            email_verified: "email_verified".into(),
+        }
+    }
+}
+
 /// The claims we read from an AuthKit access token (`iss`, `aud`, `exp`, `nbf` are checked
-/// by the validation itself).
+/// by the validation itself); the template's claims are among `other`.
 #[derive(Debug, Deserialize)]
 struct AccessClaims {
     // Optional here so that a missing `sub` is reported as such by the validation.
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
+    org_id: Option<String>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
+    /// Whether the last fetch attempt failed (AuthKit unreachable, or a useless answer).
+    last_failed: bool,
 }
 
 /// Verifies AuthKit access tokens for one resource.
@@ -84,6 +112,7 @@ pub struct AuthKitVerifier {
     refetch: tokio::sync::Mutex<()>,
     min_refetch_interval: Duration,
     key_ttl: Duration,
+    claims: IdentityClaims,
 }
 
 impl AuthKitVerifier {
@@ -111,10 +140,12 @@ impl AuthKitVerifier {
                 keys: HashMap::new(),
                 fetched_at: None,
                 last_attempt: None,
+                last_failed: false,
             }),
             refetch: tokio::sync::Mutex::new(()),
             min_refetch_interval: MIN_REFETCH_INTERVAL,
             key_ttl: JWKS_TTL,
+            claims: IdentityClaims::default(),
         })
     }
 
@@ -124,6 +155,24 @@ impl AuthKitVerifier {
         self.min_refetch_interval = min_refetch_interval;
         self.key_ttl = key_ttl;
         self
+    }
+
+    /// Other claim names for the user's name and e-mail than [`IdentityClaims::default`].
+    pub fn with_identity_claims(mut self, claims: IdentityClaims) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// How long until the key set may be fetched again: what a client kept waiting by an
+    /// AuthKit outage is told (`Retry-After`), at least a second.
+    pub fn retry_after(&self) -> Duration {
+        let waited = self
+            .read_cache()
+            .last_attempt
+            .map_or(self.min_refetch_interval, |t| t.elapsed());
+        self.min_refetch_interval
+            .saturating_sub(waited)
+            .max(Duration::from_secs(1))
     }
 
     pub fn issuer(&self) -> &str {
@@ -158,12 +207,28 @@ impl AuthKitVerifier {
             .sub
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| TokenError::MissingClaim("sub".into()))?;
-        Ok(Principal::new(
+        let text = |name: &str| claims.other.get(name).and_then(serde_json::Value::as_str);
+        let email = text(&self.claims.email);
+        // Liquid renders `{{ user.email_verified }}` as a JSON boolean; accept "true" too.
+        let verified = match claims.other.get(&self.claims.email_verified) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        };
+        let mut principal = Principal::new(
             AuthMethod::AuthKit,
             &subject,
-            claims.name.as_deref(),
-            claims.email.as_deref(),
-        ))
+            text(&self.claims.name),
+            email,
+        );
+        principal.org_id = claims
+            .org_id
+            .filter(|o| !o.trim().is_empty() && o.len() <= 100);
+        principal.verified_email = email
+            .filter(|_| verified)
+            .filter(|e| e.contains('@') && !e.chars().any(char::is_control))
+            .map(|e| e.trim().to_owned());
+        Ok(principal)
     }
 
     /// The key for `kid` from a key set fetched within the TTL.
@@ -192,16 +257,18 @@ impl AuthKitVerifier {
             None
         };
         let cache = self.read_cache();
-        // Keys past their TTL still verify when a refresh failed or was just tried.
+        // Keys past their TTL still verify when a refresh failed or was just tried. A key we
+        // do not have is "unknown" only if AuthKit just told us its current set; otherwise
+        // it may be a new key we could not fetch.
         match (cache.keys.get(kid), fetched) {
             (Some(key), Some(Err(e))) => {
                 tracing::warn!(error = %e, "AuthKit key set refresh failed; using the keys we have");
                 Ok(key.clone())
             }
             (Some(key), _) => Ok(key.clone()),
-            (None, Some(Err(e))) if cache.keys.is_empty() => Err(e),
-            (None, _) if cache.keys.is_empty() => Err(TokenError::KeysUnavailable(
-                "no key set yet; the last fetch failed moments ago".into(),
+            (None, Some(Err(e))) => Err(e),
+            (None, None) if cache.last_failed => Err(TokenError::KeysUnavailable(
+                "the last fetch failed moments ago".into(),
             )),
             (None, _) => Err(TokenError::UnknownKey),
         }
@@ -210,6 +277,12 @@ impl AuthKitVerifier {
     async fn fetch(&self) -> Result<(), TokenError> {
         let attempt = Instant::now();
         self.write_cache().last_attempt = Some(attempt);
+        let fetched = self.fetch_at(attempt).await;
+        self.write_cache().last_failed = fetched.is_err();
+        fetched
+    }
+
+    async fn fetch_at(&self, attempt: Instant) -> Result<(), TokenError> {
         let unavailable =
             |e: reqwest::Error| TokenError::KeysUnavailable(e.without_url().to_string());
         let keys: JwkSet = self
@@ -256,6 +329,7 @@ impl AuthKitVerifier {
             keys: usable,
             fetched_at: Some(at),
             last_attempt: Some(at),
+            last_failed: false,
         };
         Ok(())
     }

@@ -1,21 +1,33 @@
-//! Who is calling: bearer-token authentication for the MCP endpoint, the `401` challenge
-//! that tells a client how to get a token, and the RFC 9728 protected-resource metadata.
+//! Who is calling: bearer-token authentication for the MCP endpoint, the access decision for
+//! OAuth callers, the `401`/`403`/`503` answers that tell a client what to do, and the RFC
+//! 9728 protected-resource metadata.
 //!
 //! Like FastMCP's `MultiAuth`, an AuthKit access token is tried first ([`authkit`]), then the
 //! static token (`MCP_AUTH_TOKEN`, compared in constant time). Tokens are accepted only in
-//! the `Authorization` header. This module must not log tokens, and must not pass a received
-//! token to any other service.
+//! the `Authorization` header. An AuthKit caller is then admitted by the access policy
+//! ([`policy`]; its e-mail rules may need a WorkOS lookup, [`directory`]) or, when the
+//! operator opened the wiki explicitly, by `MCP_ALLOW_ANY_USER`; the static token is the
+//! operator's own credential and is outside the policy. A failure we cannot be sure of — the
+//! AuthKit key set or WorkOS unreachable — is a `503` with `Retry-After`, never a `401` or
+//! `403`: a client that gets those throws its token away. This module must not log tokens,
+//! and must not pass a received token to any other service.
 
 pub mod authkit;
+pub mod directory;
 pub mod jwt_crypto;
+pub mod policy;
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-pub use authkit::{AuthKitVerifier, TokenError};
+pub use authkit::{AuthKitVerifier, IdentityClaims, TokenError};
+pub use directory::{ApiKey, Directory, DirectoryConfig, DirectoryError, DirectoryUser};
+pub use policy::{Access, AccessPolicy, Caller, Grant, PolicyError};
 
 /// How a principal proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +47,24 @@ pub struct Principal {
     /// For commit authorship: never empty, free of `<`, `>` and control characters.
     pub name: String,
     pub email: String,
+    /// Whether `name` and `email` are the person's own (from the token's claims, WorkOS, or a
+    /// fixed identity) rather than the fallback made from the subject; if not, a write asks
+    /// WorkOS first.
+    pub identified: bool,
+    /// The token's `org_id` claim (AuthKit).
+    pub org_id: Option<String>,
+    /// An e-mail address WorkOS says is verified, when known (for the policy's e-mail rules).
+    pub verified_email: Option<String>,
+    /// What this caller may do. A principal fresh from token verification is read-only until
+    /// the authenticator's access decision says otherwise.
+    pub access: Access,
+    /// Why: the rule or setting that granted `access` (shown when a write is refused).
+    pub granted_by: String,
 }
 
 impl Principal {
     /// Builds a principal from claims, falling back to the subject where a claim is missing
-    /// or cannot appear in a git signature.
+    /// or cannot appear in a git signature. Its access is read-only, undecided.
     pub fn new(method: AuthMethod, subject: &str, name: Option<&str>, email: Option<&str>) -> Self {
         let usable = |value: Option<&str>| {
             value
@@ -58,14 +83,19 @@ impl Principal {
         } else {
             subject_clean
         };
+        let (name, email) = (usable(name), usable(email));
         Self {
             method,
             subject: subject.to_owned(),
-            name: usable(name)
-                .or_else(|| usable(email))
+            identified: name.is_some() && email.is_some(),
+            name: name
+                .or_else(|| email.clone())
                 .unwrap_or_else(|| subject_clean.clone()),
-            email: usable(email)
-                .unwrap_or_else(|| format!("{subject_clean}@users.wikibot.invalid")),
+            email: email.unwrap_or_else(|| format!("{subject_clean}@users.wikibot.invalid")),
+            org_id: None,
+            verified_email: None,
+            access: Access::ReadOnly,
+            granted_by: "no access decision yet".into(),
         }
     }
 
@@ -74,13 +104,71 @@ impl Principal {
             AuthMethod::StaticToken,
             "static-token",
             Some("wikibot static token"),
-            None,
+            Some("static-token@users.wikibot.invalid"),
         )
+        .granted(Access::ReadWrite, "the static token (MCP_AUTH_TOKEN)")
     }
 
     pub fn anonymous() -> Self {
-        Self::new(AuthMethod::None, "anonymous", Some("anonymous"), None)
+        Self::new(
+            AuthMethod::None,
+            "anonymous",
+            Some("anonymous"),
+            Some("anonymous@users.wikibot.invalid"),
+        )
+        .granted(Access::ReadWrite, "authentication is off")
     }
+
+    pub fn granted(mut self, access: Access, by: impl Into<String>) -> Self {
+        self.access = access;
+        self.granted_by = by.into();
+        self
+    }
+
+    /// Whether write tools may run for this caller. Every write tool asks.
+    pub fn may_write(&self) -> bool {
+        self.access == Access::ReadWrite
+    }
+
+    /// This principal with WorkOS's name and e-mail where WorkOS has them (the token's subject
+    /// stays), and its verified address.
+    pub fn with_directory_user(self, user: &DirectoryUser) -> Self {
+        let mut updated = Self::new(
+            self.method,
+            &self.subject,
+            user.name.as_deref(),
+            user.email.as_deref(),
+        );
+        if user.name.is_none() && user.email.is_none() {
+            return self;
+        }
+        updated.identified = true;
+        updated.org_id = self.org_id;
+        updated.verified_email = self
+            .verified_email
+            .or_else(|| user.email.clone().filter(|_| user.email_verified));
+        updated.access = self.access;
+        updated.granted_by = self.granted_by;
+        updated
+    }
+}
+
+/// Who, among the users AuthKit signs in, may use the wiki.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserAccess {
+    /// Every signed-in user, read-write (`MCP_ALLOW_ANY_USER=true`): only when opened
+    /// explicitly.
+    AnyUser,
+    /// Those the policy admits (`MCP_ALLOW`).
+    Policy(AccessPolicy),
+}
+
+/// OAuth sign-in: the token verifier, the access decision, and WorkOS lookups.
+pub struct OAuth {
+    pub verifier: AuthKitVerifier,
+    pub users: UserAccess,
+    /// `None`: no API key configured; names, e-mails and verification only from token claims.
+    pub directory: Option<Arc<Directory>>,
 }
 
 /// The shared secret accepted as a bearer token alongside OAuth.
@@ -144,23 +232,31 @@ pub enum Rejection {
     BadHeader,
     /// A bearer token that nothing accepted.
     InvalidToken(String),
+    /// A valid token whose holder the access policy does not admit (`403`).
+    Forbidden(String),
+    /// We could not decide: AuthKit's keys or WorkOS unreachable (`503`, `Retry-After`).
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
-/// Checks bearer tokens: AuthKit first, then the static token.
+/// Checks bearer tokens: AuthKit first, then the static token; then decides what an AuthKit
+/// caller may do.
 pub struct Authenticator {
-    authkit: Option<AuthKitVerifier>,
+    oauth: Option<OAuth>,
     static_token: Option<StaticToken>,
     challenge: Challenge,
 }
 
 impl Authenticator {
     pub fn new(
-        authkit: Option<AuthKitVerifier>,
+        oauth: Option<OAuth>,
         static_token: Option<StaticToken>,
         challenge: Challenge,
     ) -> Self {
         Self {
-            authkit,
+            oauth,
             static_token,
             challenge,
         }
@@ -188,10 +284,12 @@ impl Authenticator {
         let token = bearer_token(value).ok_or(Rejection::BadHeader)?;
 
         let mut refused = None;
+        let mut keys_unavailable = None;
         let looks_like_jwt = token.split('.').count() == 3;
-        if let Some(authkit) = self.authkit.as_ref().filter(|_| looks_like_jwt) {
-            match authkit.verify(token).await {
-                Ok(principal) => return Ok(principal),
+        if let Some(oauth) = self.oauth.as_ref().filter(|_| looks_like_jwt) {
+            match oauth.verifier.verify(token).await {
+                Ok(principal) => return oauth.admit(principal).await,
+                Err(TokenError::KeysUnavailable(reason)) => keys_unavailable = Some(reason),
                 Err(e) => refused = Some(e.to_string()),
             }
         }
@@ -200,10 +298,113 @@ impl Authenticator {
         {
             return Ok(Principal::static_token());
         }
+        if let (Some(reason), Some(oauth)) = (keys_unavailable, &self.oauth) {
+            // The token may well be good: tell the client to wait, not to sign in again.
+            tracing::warn!(%reason, "cannot check an AuthKit token: the key set is unavailable");
+            return Err(Rejection::Unavailable {
+                reason: format!(
+                    "the authorization server's keys could not be fetched ({reason}); your token was not checked, try again shortly"
+                ),
+                retry_after: oauth.verifier.retry_after(),
+            });
+        }
         let reason = refused.unwrap_or_else(|| "the token is not valid".to_owned());
         tracing::info!(%reason, "rejected a bearer token");
         Err(Rejection::InvalidToken(reason))
     }
+}
+
+impl OAuth {
+    /// The access decision for a verified AuthKit caller.
+    async fn admit(&self, principal: Principal) -> Result<Principal, Rejection> {
+        let policy = match &self.users {
+            UserAccess::AnyUser => {
+                return Ok(principal.granted(Access::ReadWrite, "MCP_ALLOW_ANY_USER"));
+            }
+            UserAccess::Policy(policy) => policy,
+        };
+        let mut principal = principal;
+        let mut grant = policy.decide(&caller(&principal));
+        let mut unsure = None;
+        if principal.verified_email.is_none()
+            && policy.email_could_grant_more(grant.as_ref().map(|g| g.access))
+            && let Some(directory) = &self.directory
+        {
+            match directory.user(&principal.subject).await {
+                Ok(user) => {
+                    principal = principal.with_directory_user(&user);
+                    grant = policy.decide(&caller(&principal));
+                }
+                Err(DirectoryError::Unavailable {
+                    reason,
+                    retry_after,
+                }) => unsure = Some((reason, retry_after)),
+                // No such user, or an id WorkOS cannot have: no e-mail, so no e-mail rule.
+                Err(e) => {
+                    tracing::info!(user = %principal.subject, error = %e, "no WorkOS user for the access policy")
+                }
+            }
+        }
+        match (grant, unsure) {
+            (Some(grant), None) => Ok(principal.granted(grant.access, grant.rule)),
+            (Some(grant), Some((reason, _))) => {
+                // Admitted for sure; an e-mail rule might have granted more.
+                tracing::warn!(user = %principal.subject, %reason, "WorkOS unreachable: access limited to what the user id and organization grant");
+                let by = format!(
+                    "{} — WorkOS could not be reached to check your e-mail address, which may grant more; try again shortly",
+                    grant.rule
+                );
+                Ok(principal.granted(grant.access, by))
+            }
+            (None, Some((reason, retry_after))) => {
+                // Only an e-mail rule could admit this caller, and we cannot check it: not a
+                // denial we are sure of.
+                tracing::warn!(user = %principal.subject, %reason, "WorkOS unreachable: cannot decide on the access policy");
+                Err(Rejection::Unavailable {
+                    reason: format!(
+                        "WorkOS could not be reached to check your e-mail address against this wiki's access list ({reason}); try again shortly"
+                    ),
+                    retry_after,
+                })
+            }
+            (None, None) => {
+                let reason = denial(&principal, policy, self.directory.is_some());
+                tracing::info!(user = %principal.subject, %reason, "the access policy refused a user");
+                Err(Rejection::Forbidden(reason))
+            }
+        }
+    }
+}
+
+fn caller(principal: &Principal) -> Caller<'_> {
+    Caller {
+        user_id: &principal.subject,
+        org_id: principal.org_id.as_deref(),
+        verified_email: principal.verified_email.as_deref(),
+    }
+}
+
+/// Why a signed-in user is refused, in words that tell them what to ask for. It names what
+/// we know about them, never the policy's entries.
+fn denial(principal: &Principal, policy: &AccessPolicy, can_look_up: bool) -> String {
+    let mut who = format!("WorkOS user {}", principal.subject);
+    if let Some(org) = &principal.org_id {
+        who.push_str(&format!(" (organization {org})"));
+    }
+    match &principal.verified_email {
+        Some(email) => who.push_str(&format!(" with verified e-mail {email}")),
+        None if policy.has_email_rules() && !can_look_up => {
+            who.push_str(", whose token carries no verified e-mail (and this server has no WorkOS API key to look it up),");
+        }
+        None if policy.has_email_rules() && principal.identified => {
+            who.push_str(&format!(" ({}, not verified with WorkOS)", principal.email));
+        }
+        None if policy.has_email_rules() => who.push_str(" with no verified e-mail address"),
+        None => {}
+    }
+    format!(
+        "{who} is not on this wiki's access list; ask its operator to add your user id, e-mail address or domain"
+    )
 }
 
 /// The token in an `Authorization: Bearer <token>` header, if the header is one.
@@ -239,19 +440,38 @@ pub struct Challenge {
 }
 
 impl Challenge {
-    /// The `401` response for `rejection`: every failure invites the client to (re)authorize.
+    /// The answer to `rejection`: `401` invites the client to (re)authorize, `403` says the
+    /// user is not admitted (`insufficient_scope`), `503` says to come back later.
     pub fn respond(&self, rejection: &Rejection) -> Response {
-        let error = match rejection {
-            Rejection::Missing => None,
-            Rejection::TokenInQuery => Some((
-                "invalid_request",
-                "send the access token in the Authorization header, never in the URL".to_owned(),
-            )),
-            Rejection::BadHeader => Some((
-                "invalid_request",
-                "the Authorization header must be a single 'Bearer <token>'".to_owned(),
-            )),
-            Rejection::InvalidToken(reason) => Some(("invalid_token", reason.clone())),
+        let (status, error) = match rejection {
+            Rejection::Missing => (StatusCode::UNAUTHORIZED, None),
+            Rejection::TokenInQuery => (
+                StatusCode::UNAUTHORIZED,
+                Some((
+                    "invalid_request",
+                    "send the access token in the Authorization header, never in the URL"
+                        .to_owned(),
+                )),
+            ),
+            Rejection::BadHeader => (
+                StatusCode::UNAUTHORIZED,
+                Some((
+                    "invalid_request",
+                    "the Authorization header must be a single 'Bearer <token>'".to_owned(),
+                )),
+            ),
+            Rejection::InvalidToken(reason) => (
+                StatusCode::UNAUTHORIZED,
+                Some(("invalid_token", reason.clone())),
+            ),
+            Rejection::Forbidden(reason) => (
+                StatusCode::FORBIDDEN,
+                Some(("insufficient_scope", reason.clone())),
+            ),
+            Rejection::Unavailable {
+                reason,
+                retry_after,
+            } => return unavailable(reason, *retry_after),
         };
         let mut parts = Vec::new();
         if let Some(url) = &self.resource_metadata {
@@ -275,7 +495,7 @@ impl Challenge {
                 serde_json::json!({ "error": "unauthorized", "error_description": "a bearer token is required" })
             }
         };
-        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response
                 .headers_mut()
@@ -283,6 +503,25 @@ impl Challenge {
         }
         response
     }
+}
+
+/// `503` with `Retry-After` (whole seconds, at least 1) and a JSON body; no challenge, so
+/// the client keeps its token.
+fn unavailable(reason: &str, retry_after: Duration) -> Response {
+    let seconds = retry_after
+        .as_secs()
+        .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+        .max(1);
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": reason,
+        "retry_after": seconds,
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 /// Makes `text` safe inside a quoted-string: no quotes, backslashes or control characters.
@@ -365,8 +604,83 @@ mod tests {
             (q.name.as_str(), q.email.as_str()),
             ("ada@example.com", "ada@example.com")
         );
+        assert!(!q.identified, "no name: WorkOS may know it");
         let odd = Principal::new(AuthMethod::AuthKit, "<<>>", None, None);
         assert_eq!(odd.name, "unknown");
+        assert!(!odd.may_write(), "undecided means read-only");
+        assert!(Principal::static_token().may_write() && Principal::static_token().identified);
+    }
+
+    #[test]
+    fn directory_answers_fill_in_the_identity_and_keep_the_decision() {
+        let p = Principal::new(AuthMethod::AuthKit, "user_1", None, None)
+            .granted(Access::ReadOnly, "org:org_1=ro");
+        let found = p.clone().with_directory_user(&DirectoryUser {
+            name: Some("Ada Lovelace".into()),
+            email: Some("ada@example.com".into()),
+            email_verified: false,
+        });
+        assert_eq!(
+            (found.name.as_str(), found.email.as_str()),
+            ("Ada Lovelace", "ada@example.com")
+        );
+        assert!(found.identified);
+        assert_eq!(
+            found.verified_email, None,
+            "not verified: no use to the policy"
+        );
+        assert_eq!(
+            (found.access, found.granted_by.as_str()),
+            (Access::ReadOnly, "org:org_1=ro")
+        );
+        let empty = DirectoryUser {
+            name: None,
+            email: None,
+            email_verified: true,
+        };
+        assert_eq!(p.clone().with_directory_user(&empty), p);
+    }
+
+    #[test]
+    fn forbidden_is_403_insufficient_scope_and_unavailable_is_503_with_retry_after() {
+        let challenge = Challenge {
+            resource_metadata: Some("https://h/.well-known/oauth-protected-resource/mcp".into()),
+            scopes: vec!["openid".into()],
+        };
+        let forbidden = challenge.respond(&Rejection::Forbidden("not on the list".into()));
+        assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+        let header = forbidden.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            header.contains("error=\"insufficient_scope\", error_description=\"not on the list\""),
+            "{header}"
+        );
+        let unavailable = challenge.respond(&Rejection::Unavailable {
+            reason: "down".into(),
+            retry_after: Duration::from_millis(2500),
+        });
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[header::RETRY_AFTER], "3");
+        assert!(
+            unavailable
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn denials_say_who_and_why_without_revealing_the_policy() {
+        let policy = AccessPolicy::parse("MCP_ALLOW", "domain:example.com=rw").unwrap();
+        let mut p = Principal::new(AuthMethod::AuthKit, "user_9", None, None);
+        p.org_id = Some("org_7".into());
+        let text = denial(&p, &policy, false);
+        assert!(text.contains("user_9") && text.contains("org_7"), "{text}");
+        assert!(text.contains("no WorkOS API key"), "{text}");
+        assert!(!text.contains("example.com"), "{text}");
+        p.verified_email = Some("eve@evil.example".into());
+        assert!(denial(&p, &policy, true).contains("verified e-mail eve@evil.example"));
     }
 
     #[test]

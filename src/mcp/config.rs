@@ -7,6 +7,11 @@
 //! | `MCP_RESOURCE_URL` | the public URL of the MCP endpoint, exactly as clients use it (e.g. `https://abc.execute-api.us-east-1.amazonaws.com/prod/mcp`); tokens must be issued for it |
 //! | `AUTHKIT_DOMAIN` | the AuthKit issuer (`https://<subdomain>.authkit.app`); empty turns OAuth off |
 //! | `MCP_AUTH_TOKEN` | a static bearer token accepted alongside OAuth (≥ 32 characters); empty turns it off |
+//! | `MCP_ALLOW` | with OAuth: who may use the wiki, e.g. `user:user_01…=rw, email:ada@example.com=ro, domain:example.com=rw, org:org_01…=ro` (see `auth::policy`) |
+//! | `MCP_ALLOW_ANY_USER` | with OAuth: `true` lets every user AuthKit signs in read and write; OAuth needs this or `MCP_ALLOW` |
+//! | `WORKOS_API_KEY` | the WorkOS API key (`sk_…`): names and e-mails for commits, verified e-mails for the policy; unset: from token claims only |
+//! | `WORKOS_BASE_URL` | the WorkOS API; default `https://api.workos.com` |
+//! | `MCP_NAME_CLAIM`, `MCP_EMAIL_CLAIM`, `MCP_EMAIL_VERIFIED_CLAIM` | JWT-template claims holding the user's name, e-mail and its verification; default `name`, `email`, `email_verified` |
 //! | `MCP_ALLOWED_ORIGINS` | comma-separated browser origins allowed to call; default: the resource URL's origin |
 //! | `MCP_ALLOWED_HOSTS` | comma-separated extra `Host` values; the resource URL's host is always allowed |
 //! | `MCP_SCOPES` | scopes advertised to clients; default `openid profile email offline_access` |
@@ -19,8 +24,9 @@ use std::path::Path;
 
 use url::Url;
 
-use crate::auth::StaticToken;
-use crate::config::{ConfigError, env_string};
+use crate::auth::directory::DEFAULT_BASE_URL;
+use crate::auth::{AccessPolicy, ApiKey, DirectoryConfig, IdentityClaims, StaticToken, UserAccess};
+use crate::config::{ConfigError, env_bool, env_string};
 use crate::store::{StoreConfig, WikiName};
 
 pub const DEFAULT_WIKI: &str = "wiki";
@@ -45,14 +51,100 @@ fn invalid(name: &'static str, problem: impl Into<String>) -> ServerConfigError 
 
 /// How callers authenticate.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once at start-up; boxing would only burden every caller"
+)]
 pub enum AuthConfig {
     /// AuthKit OAuth and/or a static token; at least one is set.
     Required {
-        authkit_issuer: Option<String>,
+        authkit: Option<AuthKitConfig>,
         static_token: Option<StaticToken>,
     },
     /// No authentication: only for a loopback server (MCP conformance runs).
     Disabled,
+}
+
+/// OAuth through WorkOS AuthKit: whose tokens, who of their holders may do what, and how to
+/// learn their names and e-mails.
+#[derive(Debug, Clone)]
+pub struct AuthKitConfig {
+    /// The issuer URL (`https://<subdomain>.authkit.app`).
+    pub issuer: String,
+    pub users: UserAccess,
+    pub claims: IdentityClaims,
+    /// `None` without an API key: names and e-mails only from token claims.
+    pub directory: Option<DirectoryConfig>,
+}
+
+impl AuthKitConfig {
+    /// Default claim names, no WorkOS lookups.
+    pub fn new(issuer: impl Into<String>, users: UserAccess) -> Self {
+        Self {
+            issuer: issuer.into(),
+            users,
+            claims: IdentityClaims::default(),
+            directory: None,
+        }
+    }
+
+    pub fn with_directory(mut self, directory: DirectoryConfig) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+}
+
+/// Who may sign in, from the policy and the "open to anyone" switch; OAuth needs exactly one.
+/// `names` are the settings' names as the operator sees them (variables or flags).
+pub fn user_access(
+    policy: AccessPolicy,
+    any_user: bool,
+    names: (&'static str, &'static str),
+) -> Result<UserAccess, ServerConfigError> {
+    let (policy_name, any_name) = names;
+    match (policy.is_empty(), any_user) {
+        (false, false) => Ok(UserAccess::Policy(policy)),
+        (true, true) => Ok(UserAccess::AnyUser),
+        (false, true) => Err(ServerConfigError::Invalid {
+            name: any_name,
+            problem: format!(
+                "opens the wiki to every signed-in user, which makes {policy_name} pointless; set one of them"
+            ),
+        }),
+        (true, false) => Err(ServerConfigError::Invalid {
+            name: policy_name,
+            problem: format!(
+                "OAuth is on, so say who may use the wiki: list users, e-mails, domains or organizations in {policy_name} (e.g. user:user_01…=rw, domain:example.com=ro), or set {any_name}=true to let every user AuthKit signs in read and write"
+            ),
+        }),
+    }
+}
+
+/// The WorkOS lookup settings; `None` without an API key.
+pub fn directory_config(
+    api_key: Option<&str>,
+    base_url: Option<&str>,
+    names: (&'static str, &'static str),
+) -> Result<Option<DirectoryConfig>, ServerConfigError> {
+    let (key_name, url_name) = names;
+    let Some(api_key) = api_key else {
+        return Ok(None);
+    };
+    let api_key = ApiKey::new(api_key).map_err(|e| invalid(key_name, e))?;
+    let raw = base_url.unwrap_or(DEFAULT_BASE_URL);
+    let base_url = Url::parse(raw.trim())
+        .map_err(|e| invalid(url_name, format!("{raw:?} is not a URL: {e}")))?;
+    let host = base_url.host_str().unwrap_or_default().to_ascii_lowercase();
+    if base_url.scheme() != "https" && !(base_url.scheme() == "http" && is_loopback(&host)) {
+        return Err(invalid(
+            url_name,
+            "must be https (http only for a local test server): the API key travels with every request",
+        ));
+    }
+    if base_url.query().is_some() || !base_url.username().is_empty() {
+        return Err(invalid(url_name, "must not carry a query or user"));
+    }
+    Ok(Some(DirectoryConfig { base_url, api_key }))
 }
 
 #[derive(Debug, Clone)]
@@ -78,12 +170,47 @@ impl ServerConfig {
                 "is required: the public URL of the MCP endpoint",
             )
         })?;
-        let authkit = env_string("AUTHKIT_DOMAIN")?;
         let token = env_string("MCP_AUTH_TOKEN")?
             .map(|t| StaticToken::new(&t).map_err(|e| invalid("MCP_AUTH_TOKEN", e)))
             .transpose()?;
+        let policy =
+            AccessPolicy::parse("MCP_ALLOW", &env_string("MCP_ALLOW")?.unwrap_or_default())
+                .map_err(|e| invalid("MCP_ALLOW", without_setting(&e)))?;
+        let any_user = env_bool("MCP_ALLOW_ANY_USER")?.unwrap_or(false);
+        let authkit = match env_string("AUTHKIT_DOMAIN")? {
+            Some(domain) => {
+                let mut authkit = AuthKitConfig::new(
+                    authkit_issuer(&domain)?,
+                    user_access(policy, any_user, ("MCP_ALLOW", "MCP_ALLOW_ANY_USER"))?,
+                );
+                let defaults = IdentityClaims::default();
+                authkit.claims = IdentityClaims {
+                    name: env_string("MCP_NAME_CLAIM")?.unwrap_or(defaults.name),
+                    email: env_string("MCP_EMAIL_CLAIM")?.unwrap_or(defaults.email),
+                    email_verified: env_string("MCP_EMAIL_VERIFIED_CLAIM")?
+                        .unwrap_or(defaults.email_verified),
+                };
+                authkit.directory = directory_config(
+                    env_string("WORKOS_API_KEY")?.as_deref(),
+                    env_string("WORKOS_BASE_URL")?.as_deref(),
+                    ("WORKOS_API_KEY", "WORKOS_BASE_URL"),
+                )?;
+                Some(authkit)
+            }
+            None if !policy.is_empty() || any_user => {
+                return Err(invalid(
+                    if any_user {
+                        "MCP_ALLOW_ANY_USER"
+                    } else {
+                        "MCP_ALLOW"
+                    },
+                    "applies to OAuth sign-ins, but AUTHKIT_DOMAIN is not set",
+                ));
+            }
+            None => None,
+        };
         let auth = AuthConfig::Required {
-            authkit_issuer: authkit.map(|d| authkit_issuer(&d)).transpose()?,
+            authkit,
             static_token: token,
         };
         Self::build(
@@ -119,7 +246,7 @@ impl ServerConfig {
             .to_ascii_lowercase();
         match &auth {
             AuthConfig::Required {
-                authkit_issuer: None,
+                authkit: None,
                 static_token: None,
             } => {
                 return Err(invalid(
@@ -192,6 +319,15 @@ impl ServerConfig {
     pub fn resource(&self) -> String {
         self.resource_url.as_str().trim_end_matches('/').to_owned()
     }
+}
+
+/// A policy error's message without its leading setting name (the caller adds it).
+fn without_setting(e: &crate::auth::PolicyError) -> String {
+    let message = e.to_string();
+    message
+        .strip_prefix(&format!("{}: ", e.setting))
+        .unwrap_or(&message)
+        .to_owned()
 }
 
 fn list(raw: Option<String>) -> Vec<String> {
@@ -282,7 +418,7 @@ mod tests {
 
     fn token() -> AuthConfig {
         AuthConfig::Required {
-            authkit_issuer: None,
+            authkit: None,
             static_token: Some(StaticToken::new(&"t".repeat(40)).unwrap()),
         }
     }
@@ -343,7 +479,7 @@ mod tests {
         );
         assert!(config("https://example.com/mcp?x=1", token()).is_err());
         let none = AuthConfig::Required {
-            authkit_issuer: None,
+            authkit: None,
             static_token: None,
         };
         assert!(
@@ -360,6 +496,52 @@ mod tests {
         assert_eq!(
             authkit_issuer("https://acme.authkit.app/").unwrap(),
             "https://acme.authkit.app"
+        );
+    }
+
+    #[test]
+    fn oauth_needs_a_policy_or_an_explicit_opening() {
+        let names = ("MCP_ALLOW", "MCP_ALLOW_ANY_USER");
+        let err = user_access(AccessPolicy::default(), false, names)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("MCP_ALLOW: ") && err.contains("MCP_ALLOW_ANY_USER=true"),
+            "{err}"
+        );
+        assert_eq!(
+            user_access(AccessPolicy::default(), true, names).unwrap(),
+            UserAccess::AnyUser
+        );
+        let policy = AccessPolicy::parse("MCP_ALLOW", "user:user_1=rw").unwrap();
+        assert!(matches!(
+            user_access(policy.clone(), false, names).unwrap(),
+            UserAccess::Policy(_)
+        ));
+        let both = user_access(policy, true, names).unwrap_err().to_string();
+        assert!(both.starts_with("MCP_ALLOW_ANY_USER: "), "{both}");
+    }
+
+    #[test]
+    fn workos_lookups_need_https_and_a_plausible_key() {
+        let names = ("WORKOS_API_KEY", "WORKOS_BASE_URL");
+        assert!(directory_config(None, None, names).unwrap().is_none());
+        let config = directory_config(Some("sk_test_1"), None, names)
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.base_url.as_str(), "https://api.workos.com/");
+        assert!(!format!("{config:?}").contains("sk_test_1"), "redacted");
+        assert!(directory_config(Some("sk_test_1"), Some("http://127.0.0.1:4100"), names).is_ok());
+        let plain = directory_config(Some("sk_test_1"), Some("http://workos.example"), names)
+            .unwrap_err()
+            .to_string();
+        assert!(plain.starts_with("WORKOS_BASE_URL: "), "{plain}");
+        let key = directory_config(Some("sk test"), None, names)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            key.starts_with("WORKOS_API_KEY: ") && !key.contains("sk test"),
+            "{key}"
         );
     }
 

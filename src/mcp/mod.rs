@@ -27,9 +27,11 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
-use crate::auth::{AuthKitVerifier, Authenticator, Challenge, Principal};
+use crate::auth::{
+    AuthKitVerifier, Authenticator, Challenge, Directory, OAuth, Principal, UserAccess,
+};
 use crate::store::Store;
-pub use config::{AuthConfig, ServerConfig, ServerConfigError};
+pub use config::{AuthConfig, AuthKitConfig, ServerConfig, ServerConfigError};
 use guard::RequestGuard;
 use tools::{WikiAccess, WikiTools};
 
@@ -38,10 +40,18 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Builds the whole app for `config`.
 pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
-    let access = Arc::new(WikiAccess::new(
-        Store::new(config.store.clone()),
-        config.wiki.clone(),
-    ));
+    let oauth = match &config.auth {
+        AuthConfig::Required {
+            authkit: Some(authkit),
+            ..
+        } => Some(oauth(config, authkit)?),
+        _ => None,
+    };
+    let directory = oauth.as_ref().and_then(|o| o.directory.clone());
+    let access = Arc::new(
+        WikiAccess::new(Store::new(config.store.clone()), config.wiki.clone())
+            .with_directory(directory),
+    );
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -65,22 +75,15 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
             None,
         ),
         AuthConfig::Required {
-            authkit_issuer,
+            authkit,
             static_token,
         } => {
-            let authkit = authkit_issuer
-                .as_deref()
-                .map(|issuer| AuthKitVerifier::new(issuer, &config.resource()))
-                .transpose()
-                .map_err(ServerConfigError::Setup)?;
             let challenge = Challenge {
-                resource_metadata: authkit_issuer
-                    .as_ref()
-                    .map(|_| config.resource_metadata_url()),
+                resource_metadata: authkit.as_ref().map(|_| config.resource_metadata_url()),
                 scopes: config.scopes.clone(),
             };
             let authenticator =
-                Arc::new(Authenticator::new(authkit, static_token.clone(), challenge));
+                Arc::new(Authenticator::new(oauth, static_token.clone(), challenge));
             let router = Router::new()
                 .nest_service(&mcp_path, mcp)
                 .layer(middleware::from_fn(check_protocol))
@@ -88,9 +91,9 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
                     authenticator,
                     require_bearer,
                 ));
-            let metadata = authkit_issuer
+            let metadata = authkit
                 .as_ref()
-                .map(|issuer| Metadata::new(config, issuer))
+                .map(|authkit| Metadata::new(config, &authkit.issuer))
                 .transpose()?;
             (router, metadata)
         }
@@ -120,6 +123,32 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
         &config.allowed_origins,
     ));
     Ok(app.layer(middleware::from_fn_with_state(guard, guard::check)))
+}
+
+/// The verifier, access decision and WorkOS directory for AuthKit sign-ins.
+fn oauth(config: &ServerConfig, authkit: &AuthKitConfig) -> Result<OAuth, ServerConfigError> {
+    let verifier = AuthKitVerifier::new(&authkit.issuer, &config.resource())
+        .map_err(ServerConfigError::Setup)?
+        .with_identity_claims(authkit.claims.clone());
+    let directory = authkit
+        .directory
+        .as_ref()
+        .map(|d| Directory::new(d).map(Arc::new))
+        .transpose()
+        .map_err(ServerConfigError::Setup)?;
+    if let UserAccess::Policy(policy) = &authkit.users
+        && policy.has_email_rules()
+        && directory.is_none()
+    {
+        tracing::warn!(
+            "the access policy has e-mail or domain rules but no WORKOS_API_KEY is set: they admit only tokens whose claims carry a verified e-mail"
+        );
+    }
+    Ok(OAuth {
+        verifier,
+        users: authkit.users.clone(),
+        directory,
+    })
 }
 
 async fn require_bearer(

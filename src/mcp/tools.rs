@@ -4,7 +4,13 @@
 //!
 //! Each tool validates its arguments, runs the store call off the async runtime, and turns a
 //! store error into a tool error (`isError: true`) whose text tells the assistant what to do
-//! next. Commits are authored by the authenticated principal. This module must not
+//! next. Commits are authored by the authenticated principal, with the name and e-mail
+//! WorkOS has for them (looked up lazily, only for writes, see `auth::directory`).
+//!
+//! Read-only callers (the access policy's `=ro`) are refused in one place, before any tool
+//! runs: [`WikiTools::changes_the_wiki`] counts every tool as a write tool unless its
+//! `#[tool]` declares `annotations(read_only_hint = true)` (which clients see too), so a new
+//! tool is refused to read-only callers until it says it only reads. This module must not
 //! authenticate (the middleware did) or touch git except through the store.
 
 use std::sync::Arc;
@@ -12,15 +18,17 @@ use std::time::SystemTime;
 
 use axum::http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::tool::{Extension, ToolCallContext};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig as McpServerInfo,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ServerCapabilities, ServerConfig as McpServerInfo,
 };
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
-use crate::auth::Principal;
+use crate::auth::{Directory, Principal};
 use crate::store::{
     Author, Expect, History, HistoryCursor, HistoryRequest, PagePath, Revision, Store, StoreError,
     Wiki, WikiName, WriteRequest,
@@ -34,11 +42,22 @@ const MAX_ECHO_BYTES: usize = 64 * 1024;
 pub struct WikiAccess {
     store: Store,
     wiki: WikiName,
+    /// Where authors' names and e-mails come from when their tokens do not carry them.
+    directory: Option<Arc<Directory>>,
 }
 
 impl WikiAccess {
     pub fn new(store: Store, wiki: WikiName) -> Self {
-        Self { store, wiki }
+        Self {
+            store,
+            wiki,
+            directory: None,
+        }
+    }
+
+    pub fn with_directory(mut self, directory: Option<Arc<Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// The wiki, created on first use (idempotent and cached after the first call).
@@ -134,13 +153,56 @@ impl WikiTools {
             .unwrap_or_else(|e| Err(ToolError(format!("the wiki operation failed: {e}"))));
         Ok(match outcome {
             Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(ToolError(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
+            Err(error) => error.into_result(),
         })
+    }
+
+    /// Whether `tool` may change the wiki: every tool that does not declare
+    /// `read_only_hint = true`. Unknown tools are left to the router's own error.
+    fn changes_the_wiki(tool: &str) -> bool {
+        Self::tools().get(tool).is_some_and(|tool| {
+            tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
+        })
+    }
+
+    /// A tool error when the caller may not run `tool` (a write tool, read-only access).
+    fn refusal(tool: &str, parts: Option<&Parts>) -> Option<ToolError> {
+        if !Self::changes_the_wiki(tool) {
+            return None;
+        }
+        let principal = match parts.map(principal) {
+            Some(Ok(principal)) => principal,
+            Some(Err(e)) => return Some(e),
+            None => return Some(ToolError("not authenticated".into())),
+        };
+        (!principal.may_write()).then(|| {
+            ToolError(format!(
+                "{tool} refused: you have read-only access to this wiki (granted by {}). Reading works; ask the wiki's operator for write access.",
+                principal.granted_by
+            ))
+        })
+    }
+
+    /// The author of a write by the caller: the name and e-mail WorkOS has for them when
+    /// their token did not carry both (the user id if WorkOS cannot be reached).
+    async fn author(&self, parts: &Parts) -> Result<Author, ToolError> {
+        let principal = principal(parts)?;
+        let author = match &self.access.directory {
+            Some(directory) => directory.author(&principal).await,
+            None => principal,
+        };
+        Ok(Author::new(&author.name, &author.email)?)
     }
 }
 
 /// A failure the assistant should read.
 struct ToolError(String);
+
+impl ToolError {
+    fn into_result(self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(self.0)])
+    }
+}
 
 impl From<StoreError> for ToolError {
     fn from(e: StoreError) -> Self {
@@ -214,7 +276,10 @@ fn render_history(history: &History, what: &str) -> String {
 
 #[tool_router]
 impl WikiTools {
-    #[tool(description = "Echo the given text back unchanged (a connectivity test).")]
+    #[tool(
+        description = "Echo the given text back unchanged (a connectivity test).",
+        annotations(read_only_hint = true)
+    )]
     async fn echo(
         &self,
         Parameters(args): Parameters<EchoArgs>,
@@ -230,7 +295,8 @@ impl WikiTools {
     }
 
     #[tool(
-        description = "Read a wiki page. Returns its revision (needed to update it with write_note) and its Markdown content."
+        description = "Read a wiki page. Returns its revision (needed to update it with write_note) and its Markdown content.",
+        annotations(read_only_hint = true)
     )]
     async fn read_note(
         &self,
@@ -256,14 +322,16 @@ impl WikiTools {
         Parameters(args): Parameters<WriteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.author(&parts).await {
+            Ok(author) => author,
+            Err(refused) => return Ok(refused.into_result()),
+        };
         self.run("write_note", move |access| {
-            let principal = principal(&parts)?;
             let page = page_path(&args.path)?;
             let expect = match revision(args.revision.as_deref())? {
                 Some(base) => Expect::Unchanged(base),
                 None => Expect::Absent,
             };
-            let author = Author::new(&principal.name, &principal.email)?;
             let message = args.commit_message.unwrap_or_default();
             let outcome = access.open()?.write(&WriteRequest {
                 page: &page,
@@ -286,7 +354,8 @@ impl WikiTools {
     }
 
     #[tool(
-        description = "List the wiki's pages, optionally only those whose path starts with a prefix."
+        description = "List the wiki's pages, optionally only those whose path starts with a prefix.",
+        annotations(read_only_hint = true)
     )]
     async fn list_notes(
         &self,
@@ -324,7 +393,8 @@ impl WikiTools {
     }
 
     #[tool(
-        description = "The change history of one wiki page, newest first: revision, time, author, message."
+        description = "The change history of one wiki page, newest first: revision, time, author, message.",
+        annotations(read_only_hint = true)
     )]
     async fn get_history(
         &self,
@@ -347,7 +417,10 @@ impl WikiTools {
         .await
     }
 
-    #[tool(description = "The most recent changes anywhere in the wiki, newest first.")]
+    #[tool(
+        description = "The most recent changes anywhere in the wiki, newest first.",
+        annotations(read_only_hint = true)
+    )]
     async fn get_recent_changes(
         &self,
         Parameters(args): Parameters<RecentChangesArgs>,
@@ -366,6 +439,20 @@ impl WikiTools {
 
 #[tool_handler(router = Self::tools())]
 impl ServerHandler for WikiTools {
+    /// The router's dispatch, after the one access check every tool passes.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(refused) = Self::refusal(&request.name, context.extensions.get::<Parts>()) {
+            return Ok(refused.into_result().into());
+        }
+        Self::tools()
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
     fn get_info(&self) -> McpServerInfo {
         McpServerInfo::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("wikibot", env!("CARGO_PKG_VERSION")))
@@ -374,5 +461,53 @@ impl ServerHandler for WikiTools {
                  revision it returns to write_note; list_notes shows what exists, get_history and \
                  get_recent_changes show who changed what.",
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tools_declared_read_only_escape_the_write_check() {
+        assert!(WikiTools::changes_the_wiki("write_note"));
+        for read in [
+            "echo",
+            "read_note",
+            "list_notes",
+            "get_history",
+            "get_recent_changes",
+        ] {
+            assert!(!WikiTools::changes_the_wiki(read), "{read}");
+        }
+        assert!(
+            !WikiTools::changes_the_wiki("no_such_tool"),
+            "the router reports unknown tools"
+        );
+    }
+
+    #[test]
+    fn read_only_callers_are_refused_write_tools_with_the_reason() {
+        let mut request = axum::http::Request::new(());
+        let reader = Principal::new(crate::auth::AuthMethod::AuthKit, "user_1", None, None)
+            .granted(crate::auth::Access::ReadOnly, "org:org_1=ro");
+        request.extensions_mut().insert(reader);
+        let (parts, ()) = request.into_parts();
+        let refused = WikiTools::refusal("write_note", Some(&parts)).map(|e| e.0);
+        assert!(
+            refused.as_deref().is_some_and(
+                |text| text.starts_with("write_note refused") && text.contains("org:org_1=ro")
+            ),
+            "{refused:?}"
+        );
+        assert!(WikiTools::refusal("read_note", Some(&parts)).is_none());
+        assert!(
+            WikiTools::refusal("write_note", None).is_some(),
+            "no caller"
+        );
+        let mut request = axum::http::Request::new(());
+        request.extensions_mut().insert(Principal::static_token());
+        let (parts, ()) = request.into_parts();
+        assert!(WikiTools::refusal("write_note", Some(&parts)).is_none());
     }
 }

@@ -6,9 +6,17 @@
 //! - `POST /oauth2/register` (RFC 7591 dynamic client registration)
 //! - `GET /oauth2/authorize` approves at once and redirects with a code (no login page)
 //! - `POST /oauth2/token` (authorization code with PKCE S256 and the RFC 8707 `resource`)
+//! - `GET /user_management/users/{id}`: WorkOS's User Management API, as the server's
+//!   directory lookups use it (`Authorization: Bearer <API_KEY>` required), switchable to
+//!   fail with 500, hang past the server's timeout, or answer 429 with `Retry-After`.
 //!
 //! It is stricter than it needs to be where strictness tests the client: PKCE must be S256,
 //! `resource` must be sent to both endpoints and match, redirect URIs must be registered.
+//!
+//! WorkOS's own emulator (`npx workos emulate`) serves the users endpoint too, and the
+//! `wikibot workos login` tests use it; the server-side tests use this small mock instead
+//! because they need failures the emulator cannot produce (timeouts, 5xx, 429) and it keeps
+//! CI free of Node for them. The base URL of both API and AuthKit is [`MockAuthKit::issuer`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +37,11 @@ use sha2::Digest;
 
 pub const KEY_ID: &str = "test-key-1";
 pub const USER: &str = "user_01MOCKUSER";
+/// The WorkOS API key the mock's User Management API accepts.
+pub const API_KEY: &str = "sk_test_mock_workos_api_key";
+/// What the mock's directory says about [`USER`].
+pub const USER_NAME: &str = "Ada Lovelace";
+pub const USER_EMAIL: &str = "ada@example.com";
 pub const SIGNING_KEY_PEM: &[u8] = include_bytes!("../fixtures/authkit-test-key.pem");
 pub const PUBLIC_KEY_PEM: &[u8] = include_bytes!("../fixtures/authkit-test-key.pub.pem");
 pub const OTHER_KEY_PEM: &[u8] = include_bytes!("../fixtures/other-test-key.pem");
@@ -131,6 +144,22 @@ struct MockState {
     rotated: std::sync::atomic::AtomicBool,
     tokens_issued: AtomicUsize,
     counter: AtomicUsize,
+    users: Mutex<HashMap<String, Value>>,
+    users_mode: Mutex<UsersMode>,
+    user_lookups: AtomicUsize,
+}
+
+/// How the mock's `GET /user_management/users/{id}` behaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsersMode {
+    #[default]
+    Normal,
+    /// `500 Internal Server Error`.
+    Failing,
+    /// Answers only after 5 s, past the server's 2 s timeout.
+    Hanging,
+    /// `429 Too Many Requests` with `Retry-After: <seconds>`.
+    RateLimited(u64),
 }
 
 pub struct MockAuthKit {
@@ -157,6 +186,10 @@ impl MockAuthKit {
             issuer: issuer.clone(),
             ..MockState::default()
         });
+        state.users.lock().unwrap().insert(
+            USER.to_owned(),
+            user_object(USER, Some(("Ada", "Lovelace")), USER_EMAIL, true),
+        );
         let app = Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .route("/.well-known/openid-configuration", get(metadata))
@@ -164,6 +197,7 @@ impl MockAuthKit {
             .route("/oauth2/register", post(register))
             .route("/oauth2/authorize", get(authorize))
             .route("/oauth2/token", post(token))
+            .route("/user_management/users/{id}", get(get_user))
             .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -208,6 +242,84 @@ impl MockAuthKit {
 
     pub fn tokens_issued(&self) -> usize {
         self.state.tokens_issued.load(Ordering::SeqCst)
+    }
+
+    /// Adds (or replaces) a user in the directory.
+    pub fn add_user(&self, id: &str, name: Option<(&str, &str)>, email: &str, verified: bool) {
+        self.state
+            .users
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), user_object(id, name, email, verified));
+    }
+
+    pub fn set_users_mode(&self, mode: UsersMode) {
+        *self.state.users_mode.lock().unwrap() = mode;
+    }
+
+    /// Requests to `GET /user_management/users/{id}` so far (whatever the answer).
+    pub fn user_lookups(&self) -> usize {
+        self.state.user_lookups.load(Ordering::SeqCst)
+    }
+}
+
+/// A WorkOS user object (workos.com/docs/reference/authkit/user).
+fn user_object(id: &str, name: Option<(&str, &str)>, email: &str, verified: bool) -> Value {
+    let (first, last) = name.map_or((Value::Null, Value::Null), |(f, l)| (json!(f), json!(l)));
+    json!({
+        "object": "user", "id": id, "email": email, "email_verified": verified,
+        "first_name": first, "last_name": last, "profile_picture_url": null,
+        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z",
+    })
+}
+
+async fn get_user(
+    State(state): State<Arc<MockState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    state.user_lookups.fetch_add(1, Ordering::SeqCst);
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        == Some(format!("Bearer {API_KEY}").as_str());
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Unauthorized"})),
+        )
+            .into_response();
+    }
+    let mode = *state.users_mode.lock().unwrap();
+    match mode {
+        UsersMode::Normal => {}
+        UsersMode::Failing => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"message": "Internal Server Error"})),
+            )
+                .into_response();
+        }
+        UsersMode::Hanging => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
+        UsersMode::RateLimited(seconds) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                Json(json!({"message": "Too many requests"})),
+            )
+                .into_response();
+        }
+    }
+    let user = state.users.lock().unwrap().get(&id).cloned();
+    match user {
+        Some(user) => Json(user).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({"code": "entity_not_found", "message": format!("User not found: '{id}'.")}),
+            ),
+        )
+            .into_response(),
     }
 }
 
