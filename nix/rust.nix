@@ -78,7 +78,8 @@
       pname = "wikibot-lambdas-${arch}${lib.optionalString elsewhere "-elsewhere"}";
       strictDeps = true;
       doCheck = false;
-      cargoExtraArgs = "--locked --bin efs-probe --bin git-probe --bin mcp-server";
+      # Without `workos-cli` (the WorkOS SDK and its aws-lc-rs are for the CLI's login only).
+      cargoExtraArgs = "--locked --no-default-features --bin efs-probe --bin git-probe --bin mcp-server";
       postUnpack = ''
         mkdir -p "$(dirname "$NIX_BUILD_TOP/${buildDir}")"
         mv "$sourceRoot" "$NIX_BUILD_TOP/${buildDir}"

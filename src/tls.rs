@@ -1,5 +1,6 @@
 //! HTTPS clients: reqwest over rustls with `ring` as the crypto provider (the one crypto
-//! library the binaries link; JWTs are verified with it too, see `auth::jwt_crypto`), and
+//! library the Lambda binaries link; JWTs are verified with it too, see `auth::jwt_crypto`;
+//! the WorkOS SDK behind `wikibot workos login` sends its requests through these too), and
 //! the platform verifier, which reads the system CA store (`/etc/pki/tls/certs` on Lambda's
 //! provided.al2023, or `SSL_CERT_FILE`).
 //!

@@ -1,6 +1,7 @@
 //! `wikibot`: the command line. It runs compiled Lambda bootstraps locally through the
 //! Runtime API emulator (`invoke`), measures the store and cold starts (`bench`), and mounts
-//! the EFS latency simulator (`efs-sim`).
+//! the EFS latency simulator (`efs-sim`), and signs a person in through WorkOS
+//! (`workos login`).
 //! Each subcommand parses its arguments, calls the library, and prints; nothing more.
 
 // The simulator is compiled into this binary only, so that no Lambda bootstrap links fuser.
@@ -69,6 +70,85 @@ enum Command {
     ///
     /// Example: wikibot efs-sim --backing /srv/wiki --mount /mnt/efs --delay-ms 1
     EfsSim(EfsSimArgs),
+    /// WorkOS, the sign-in service behind the MCP server's OAuth.
+    #[cfg(feature = "workos-cli")]
+    #[command(subcommand)]
+    Workos(WorkosCommand),
+}
+
+#[cfg(feature = "workos-cli")]
+#[derive(Subcommand)]
+enum WorkosCommand {
+    /// Sign in through WorkOS in a browser and print who WorkOS says you are (P0-6).
+    ///
+    /// Runs OAuth's authorization-code flow with PKCE (S256) and a random state against
+    /// WorkOS User Management: starts a callback server on 127.0.0.1 (a free port, or
+    /// --port), prints the authorize URL and opens it in a browser when one is available,
+    /// waits for the browser to come back to http://127.0.0.1:PORT/callback, exchanges the
+    /// code at /user_management/authenticate, and prints the profile (id, email, verified,
+    /// first and last name, authentication method) and, from
+    /// /user_management/users/{id}/identities, the provider's own user id (idp_id).
+    ///
+    /// Configuration: WORKOS_CLIENT_ID (or --client-id), the environment's client id;
+    /// WORKOS_API_KEY, its secret API key (sk_…), or --from-pulumi to read it with `pulumi
+    /// config get workos_api_key` in infra/ (where the deployment keeps it); WORKOS_BASE_URL
+    /// (default https://api.workos.com). The API key is never printed.
+    ///
+    /// WorkOS only redirects to registered redirect URIs: register
+    /// http://127.0.0.1:PORT/callback in the dashboard (Redirects) and pass the same
+    /// --port. Setup and what is verified: docs/workos.md.
+    ///
+    /// Example: WORKOS_CLIENT_ID=client_… wikibot workos login --from-pulumi --port 8765
+    Login(LoginArgs),
+}
+
+#[cfg(feature = "workos-cli")]
+#[derive(Args)]
+struct LoginArgs {
+    /// How to sign in: a social provider, or authkit for AuthKit's own page (every method
+    /// the environment has turned on).
+    #[arg(long, value_enum, ignore_case = true, default_value = "GoogleOAuth")]
+    provider: wikibot::workos_login::Provider,
+    /// Port for the callback server on 127.0.0.1 (0: any free port). The redirect URI
+    /// http://127.0.0.1:PORT/callback must be registered in WorkOS.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// How long to wait for the browser to come back.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Bound on each call to WorkOS's API.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    api_timeout: Duration,
+    /// The WorkOS client id (client_…).
+    #[arg(long, env = "WORKOS_CLIENT_ID", value_name = "ID")]
+    client_id: Option<String>,
+    /// WorkOS's API (WorkOS's emulator for tests: http://localhost:4100).
+    #[arg(long, env = "WORKOS_BASE_URL", value_name = "URL", default_value = wikibot::workos_login::DEFAULT_BASE_URL)]
+    base_url: String,
+    /// Read the API key with `pulumi config get workos_api_key` in --pulumi-dir instead of
+    /// WORKOS_API_KEY.
+    #[arg(long)]
+    from_pulumi: bool,
+    /// The Pulumi project for --from-pulumi.
+    #[arg(
+        long,
+        default_value = "infra",
+        value_name = "DIR",
+        requires = "from_pulumi"
+    )]
+    pulumi_dir: PathBuf,
+    /// The Pulumi stack for --from-pulumi (default: the selected one).
+    #[arg(long, value_name = "STACK", requires = "from_pulumi")]
+    stack: Option<String>,
+    /// The email to preselect at the provider (WorkOS's login_hint).
+    #[arg(long, value_name = "EMAIL")]
+    login_hint: Option<String>,
+    /// Do not try to open a browser; only print the URL.
+    #[arg(long)]
+    no_browser: bool,
+    /// Print the result as one JSON document.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -408,6 +488,10 @@ fn main() -> ExitCode {
         Command::Maintain(args) => maintain(&args),
         Command::Bench(command) => bench(command),
         Command::EfsSim(args) => block_on(run_efs_sim(args)).and_then(|result| result),
+        #[cfg(feature = "workos-cli")]
+        Command::Workos(WorkosCommand::Login(args)) => {
+            block_on(workos_login(args)).and_then(|result| result)
+        }
     };
     match result {
         Ok(code) => code,
@@ -585,6 +669,99 @@ async fn serve(args: ServeArgs) -> CliResult {
         .await
         .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "workos-cli")]
+async fn workos_login(args: LoginArgs) -> CliResult {
+    use wikibot::workos_login::{ApiKey, BaseUrl, LoginConfig, LoginSession, Report};
+
+    let text = |e: wikibot::workos_login::LoginError| e.to_string();
+    let client_id = LoginConfig::client_id(args.client_id.as_deref()).map_err(text)?;
+    let base_url = BaseUrl::parse(&args.base_url).map_err(text)?;
+    let api_key = if args.from_pulumi {
+        ApiKey::from_pulumi(&args.pulumi_dir, args.stack.as_deref()).map_err(text)?
+    } else {
+        match std::env::var("WORKOS_API_KEY") {
+            Ok(key) => ApiKey::new(&key, "WORKOS_API_KEY").map_err(text)?,
+            Err(_) => {
+                return Err("WORKOS_API_KEY is not set: the environment's secret API key (sk_…), or --from-pulumi to read it from the stack's config".to_owned());
+            }
+        }
+    };
+    let config = LoginConfig {
+        client_id,
+        base_url,
+        api_key,
+        provider: args.provider,
+        port: args.port,
+        login_hint: args.login_hint,
+        api_timeout: args.api_timeout,
+    };
+    let session = LoginSession::start(&config).await.map_err(text)?;
+    eprintln!(
+        "Open this URL in a browser to sign in with {}:\n\n  {}\n",
+        config.provider.as_str(),
+        session.authorize_url()
+    );
+    if !args.no_browser {
+        match open_browser(session.authorize_url()) {
+            Ok(opener) => eprintln!("(opened with {opener})"),
+            Err(why) => eprintln!("(no browser opened: {why}; open the URL yourself)"),
+        }
+    }
+    eprintln!(
+        "Waiting up to {} for the sign-in to come back to {} …",
+        humantime::format_duration(args.timeout),
+        session.redirect_uri()
+    );
+    let signed_in = session.finish(args.timeout).await.map_err(text)?;
+    // The profile is worth printing even when the identities cannot be read.
+    let identities = signed_in.identities().await;
+    let listed = identities.as_deref().unwrap_or_default();
+    let report = Report::new(
+        config.base_url.as_str(),
+        config.provider,
+        &signed_in.profile,
+        listed,
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    identities
+        .map(|_| ExitCode::SUCCESS)
+        .map_err(|e| format!("cannot read the user's identities: {e}"))
+}
+
+/// Opens `url` in the desktop's browser, if there is one. Never waits for it.
+#[cfg(feature = "workos-cli")]
+fn open_browser(url: &str) -> Result<&'static str, String> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        // Without a display, xdg-open would fall back to a text browser in this terminal.
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+            return Err("no graphical display (DISPLAY, WAYLAND_DISPLAY)".to_owned());
+        }
+        "xdg-open"
+    };
+    let child = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {opener}: {e}"))?;
+    // Reap it whenever it ends; its exit status does not matter.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    Ok(opener)
 }
 
 fn maintain(args: &MaintainArgs) -> CliResult {
