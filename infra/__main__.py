@@ -5,6 +5,7 @@ import pulumi_aws as aws
 
 from components.api import McpApi
 from components.budget import CostBudget
+from components.domain import CustomDomain
 from components.efs import WikiFileSystem, WikiFileSystemPolicy
 from components.egress import Egress
 from components.lambda_functions import LambdaFunctions
@@ -28,6 +29,8 @@ storage = WikiFileSystem("wiki-storage", settings, network, opts=opts)
 api = McpApi("mcp-api", settings, opts=opts)
 functions = LambdaFunctions("functions", settings, network, storage, mcp_url=api.mcp_url, opts=opts)
 api.route_to(functions.mcp_server)
+# With domain_name: the API at the root of the stack's own domain.
+domain = CustomDomain("mcp-domain", settings, api, opts=opts) if settings.domain_name else None
 # Only the functions' role, through the access point, over TLS.
 storage_policy = WikiFileSystemPolicy("wiki-storage-access", storage, functions.role, opts=opts)
 # Maintains the wiki the MCP server serves, through git-probe's `maintain` operation.
@@ -35,7 +38,12 @@ maintenance = WikiMaintenance("maintenance", settings, functions.functions["git-
 budget = CostBudget("budget", settings, opts=opts)
 secrets = ProjectSecrets("secrets", settings, opts=opts)
 
+# The URL a user pastes into Claude.ai (and registers in AuthKit).
 pulumi.export("mcp_url", api.mcp_url)
+if domain is not None:
+    # Where the domain must point: infra/deploy prints the CNAME when the stack has no zone.
+    pulumi.export("domain_target", domain.target_domain_name)
+    pulumi.export("domain_record", "route53" if domain.record is not None else "cname")
 pulumi.export("efs_probe_function", functions.functions["efs-probe"].name)
 pulumi.export("git_probe_function", functions.functions["git-probe"].name)
 pulumi.export("mcp_server_function", functions.mcp_server.name)

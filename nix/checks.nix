@@ -10,6 +10,7 @@
 in {
   fmt = craneLib.cargoFmt {inherit src;};
 
+  # clippy and nextest with the bench-lambda feature (devArgs), as checks/run has them.
   clippy = craneLib.cargoClippy (devArgs
     // {
       cargoArtifacts = devArtifacts;

@@ -38,12 +38,14 @@
   # Release dependencies for the wikibot CLI.
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
   # clippy and nextest build as `cargo clippy` and `cargo test` do in checks/run: the dev
-  # profile (debug assertions on, no fat LTO), with dependencies built once for both.
+  # profile (debug assertions on, no fat LTO), with the bench-lambda feature (the AWS SDK),
+  # dependencies built once for both.
   devArgs =
     commonArgs
     // {
       src = testSrc;
       CARGO_PROFILE = "dev";
+      cargoExtraArgs = "--locked --features bench-lambda";
     };
   devArtifacts = craneLib.buildDepsOnly devArgs;
 

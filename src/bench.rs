@@ -1,8 +1,12 @@
 //! Measurements behind `wikibot bench` and `benches/`: a repository with a known history,
-//! warm store operations in one process, and cold starts of compiled bootstraps.
+//! warm store operations in one process, and cold starts of compiled bootstraps; [`lambda`]
+//! (feature `bench-lambda`) benchmarks functions through the Lambda API on the AWS SDK.
 //!
 //! Benchmarks report numbers; they must not assert goals (a noisy machine would make that
 //! flaky). Goals are compared by people reading the output.
+
+#[cfg(feature = "bench-lambda")]
+pub mod lambda;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};

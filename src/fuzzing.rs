@@ -66,8 +66,9 @@ pub fn git_probe_event(data: &[u8]) {
     }
 }
 
-/// An API Gateway (or other) proxy event as the MCP server turns it into a request: made
-/// safe for lambda_http, converted, and stripped of its stage.
+/// A proxy event as the MCP server turns it into a request — API Gateway REST (v1), or the
+/// 2.0 payload of HTTP APIs and function URLs: made safe for lambda_http, converted (which
+/// must not panic), and stripped of its stage, leaving an absolute path.
 pub fn apigw_event(data: &[u8]) {
     let Ok(event) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -78,7 +79,7 @@ pub fn apigw_event(data: &[u8]) {
         return;
     };
     let request = crate::mcp::strip_stage(parsed.into());
-    let _ = request.uri().path();
+    assert!(request.uri().path().starts_with('/'), "{}", request.uri());
 }
 
 /// A bearer header and the token in it, verified against a fixed key set: every outcome is a

@@ -1,17 +1,26 @@
-"""P0-7 and P0-4: the public MCP endpoint. An API Gateway REST API (REST, not HTTP API,
-because only REST stages support X-Ray) proxies `/mcp` and `/.well-known/{proxy+}` to the
-`mcp-server` function; the stage has X-Ray tracing on and is throttled (`api_throttle_rate`
-requests per second, bursts of `api_throttle_burst`): past that API Gateway answers 429
-without invoking the function. The integrations wait the REST maximum, 29 s, which
-settings.py keeps above the function timeout.
+"""P0-7 and P0-8: the front door of the MCP server (docs/decisions/0005-front-door.md).
+
+An API Gateway HTTP API whose `$default` stage answers at the root of its host: `/mcp` and
+`/.well-known/{proxy+}` go to the `mcp-server` function (payload format 2.0), every other path
+is a 404 from API Gateway without invoking it. At the host root, Claude.ai finds the
+protected-resource metadata where RFC 9728 puts it (`/.well-known/oauth-protected-resource`
+and `…/oauth-protected-resource/mcp`), which it needs when a gateway renames the 401's
+`WWW-Authenticate` header. The stage is throttled (`api_throttle_rate` requests per second,
+bursts of `api_throttle_burst`): past that API Gateway answers 429 without invoking the
+function. The integration waits 29 s, which settings.py keeps above the function timeout.
+
+The MCP URL is `https://<api-id>.execute-api.<region>.amazonaws.com/mcp`, or, with a
+`domain_name`, `https://<domain_name>/mcp` (components/domain.py maps the API at the domain's
+root, and the `execute-api` endpoint is turned off so there is one URL).
 
 The MCP URL is also the resource URL the function checks token audiences against, and the
 function must exist before the API can route to it. The cycle is broken by building in two
-steps: the REST API alone first (its id fixes the URL, `mcp_url`), then, once the function
-exists, `route_to` adds the routes, the invoke permission, the deployment and the stage.
+steps: the API alone first (its id fixes the URL, `mcp_url`), then, once the function
+exists, `route_to` adds the integration, the routes, the invoke permission and the stage.
 
 This component must not authenticate requests (the function does: MCP needs
 `WWW-Authenticate` with `resource_metadata`, which API Gateway authorizers cannot send).
+HTTP API stages have no X-Ray tracing: traces start at the function (tracing Active).
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ import pulumi_aws as aws
 from .settings import API_INTEGRATION_TIMEOUT_SECONDS, Settings
 
 MCP_PATH = "mcp"
+# Everything the function serves; `ANY` lets CORS preflights reach it (the function answers
+# them for allowed origins).
+ROUTES = {"mcp": f"ANY /{MCP_PATH}", "well-known": "ANY /.well-known/{proxy+}"}
+DEFAULT_STAGE = "$default"
 
 
 class McpApi(pulumi.ComponentResource):
@@ -29,96 +42,68 @@ class McpApi(pulumi.ComponentResource):
         super().__init__("wikibot:api:McpApi", name, None, opts)
         self._name = name
         self._settings = settings
-        self.rest_api = aws.apigateway.RestApi(
-            f"{name}-rest-api",
+        self.http_api = aws.apigatewayv2.Api(
+            f"{name}-http-api",
             name=f"{settings.prefix}-mcp",
             description="wikibot MCP endpoint",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            protocol_type="HTTP",
+            # With its own domain the stack has one URL: the tokens' audience, the only Host
+            # the function accepts.
+            disable_execute_api_endpoint=settings.domain_name is not None,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.base_url = self.rest_api.id.apply(
-            lambda api_id: f"https://{api_id}.execute-api.{settings.region}.amazonaws.com/{settings.stage_name}"
-        )
+        if settings.domain_name is not None:
+            self.base_url: pulumi.Output[str] = pulumi.Output.from_input(f"https://{settings.domain_name}")
+        else:
+            # `https://<api-id>.execute-api.<region>.amazonaws.com`, no stage: `$default` serves the root.
+            self.base_url = self.http_api.api_endpoint
         self.mcp_url = self.base_url.apply(lambda base: f"{base}/{MCP_PATH}")
-        self.stage: aws.apigateway.Stage | None = None
+        self.stage: aws.apigatewayv2.Stage | None = None
 
     def route_to(self, function: aws.lambda_.Function) -> None:
         """Routes `/mcp` and `/.well-known/{proxy+}` to `function` and publishes the stage."""
-        name, settings, api = self._name, self._settings, self.rest_api
+        name, settings, api = self._name, self._settings, self.http_api
         child = pulumi.ResourceOptions(parent=self)
-
-        mcp = aws.apigateway.Resource(
-            f"{name}-mcp", rest_api=api.id, parent_id=api.root_resource_id, path_part=MCP_PATH, opts=child
+        self.integration = aws.apigatewayv2.Integration(
+            f"{name}-lambda",
+            api_id=api.id,
+            integration_type="AWS_PROXY",
+            integration_method="POST",
+            integration_uri=function.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=API_INTEGRATION_TIMEOUT_SECONDS * 1000,
+            opts=child,
         )
-        well_known = aws.apigateway.Resource(
-            f"{name}-well-known", rest_api=api.id, parent_id=api.root_resource_id, path_part=".well-known", opts=child
-        )
-        well_known_proxy = aws.apigateway.Resource(
-            f"{name}-well-known-proxy", rest_api=api.id, parent_id=well_known.id, path_part="{proxy+}", opts=child
-        )
-        routed = []
-        for route, resource in (("mcp", mcp), ("well-known", well_known_proxy)):
-            method = aws.apigateway.Method(
-                f"{name}-{route}-any",
-                rest_api=api.id,
-                resource_id=resource.id,
-                http_method="ANY",
-                authorization="NONE",
+        self.routes = {
+            route: aws.apigatewayv2.Route(
+                f"{name}-{route}",
+                api_id=api.id,
+                route_key=key,
+                authorization_type="NONE",
+                target=self.integration.id.apply(lambda integration: f"integrations/{integration}"),
                 opts=child,
             )
-            integration = aws.apigateway.Integration(
-                f"{name}-{route}-lambda",
-                rest_api=api.id,
-                resource_id=resource.id,
-                http_method=method.http_method,
-                type="AWS_PROXY",
-                integration_http_method="POST",
-                uri=function.invoke_arn,
-                timeout_milliseconds=API_INTEGRATION_TIMEOUT_SECONDS * 1000,
-                opts=child,
-            )
-            routed += [method, integration]
-
+            for route, key in ROUTES.items()
+        }
         aws.lambda_.Permission(
             f"{name}-invoke",
             action="lambda:InvokeFunction",
             function=function.name,
             principal="apigateway.amazonaws.com",
+            # Any stage, method and route of this API.
             source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
             opts=child,
         )
-        deployment = aws.apigateway.Deployment(
-            f"{name}-deployment",
-            rest_api=api.id,
-            # A new deployment whenever a route or its target changes (a replaced function has
-            # a new invoke ARN; the stage would otherwise keep serving the old snapshot).
-            triggers={
-                "routes": pulumi.Output.all(*[r.id for r in routed]).apply(lambda ids: ",".join(ids)),
-                "target": function.invoke_arn,
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=routed),
-        )
-        self.stage = aws.apigateway.Stage(
+        self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage",
-            rest_api=api.id,
-            deployment=deployment.id,
-            stage_name=settings.stage_name,
-            xray_tracing_enabled=True,
-            opts=child,
-        )
-        self.throttling = self._throttle(self.stage)
-        self.register_outputs({"mcp_url": self.mcp_url})
-
-    def _throttle(self, stage: aws.apigateway.Stage) -> aws.apigateway.MethodSettings:
-        """Stage-wide throttling: every method of every route (`*/*`)."""
-        return aws.apigateway.MethodSettings(
-            f"{self._name}-throttling",
-            rest_api=self.rest_api.id,
-            stage_name=stage.stage_name,
-            method_path="*/*",
-            settings=aws.apigateway.MethodSettingsSettingsArgs(
-                throttling_rate_limit=self._settings.api_throttle_rate,
-                throttling_burst_limit=self._settings.api_throttle_burst,
+            api_id=api.id,
+            name=DEFAULT_STAGE,
+            # Route and integration changes go live without a separate deployment.
+            auto_deploy=True,
+            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
+                throttling_rate_limit=settings.api_throttle_rate,
+                throttling_burst_limit=settings.api_throttle_burst,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.routes.values())),
         )
+        self.register_outputs({"mcp_url": self.mcp_url})

@@ -34,13 +34,19 @@ CRON_EXPRESSION = re.compile(r"cron\(([^()]*)\)")
 # account, unlike zone names. Local and Wavelength zones (use1-bos1-az1) cannot hold EFS.
 ZONE_ID = re.compile(r"[a-z]{2,5}[0-9]+-az[0-9]+")
 AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
-# API Gateway: stage names are letters, digits, hyphens and underscores, at most 128.
-STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The front door's own domain (components/domain.py): a DNS name of at least two labels,
+# lower case, no scheme, path, port, wildcard or trailing dot.
+_DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+DOMAIN_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})+")
+# An ACM certificate: its region is the second field (an HTTP API's domain needs one in the
+# stack's own region).
+CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}")
+HOSTED_ZONE_ID = re.compile(r"Z[0-9A-Z]{1,32}")
 # CloudWatch Logs accepts only these retentions; 0 keeps the logs forever.
 LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
-# A REST API integration gives up after 29 s (the default and, without a quota increase, the
-# maximum). The function must finish first, with a second to spare for a cold start, or the
-# client gets a 504 while the function carries on (and may still commit a write).
+# The HTTP API's integration gives up after this (an HTTP API allows at most 30 s). The
+# function must finish first, with a second to spare for a cold start, or the client gets a
+# 503 while the function carries on (and may still commit a write).
 API_INTEGRATION_TIMEOUT_SECONDS = 29
 MAX_FUNCTION_TIMEOUT_SECONDS = API_INTEGRATION_TIMEOUT_SECONDS - 1
 # Access policy entries (the function's MCP_ALLOW; the authoritative parser is
@@ -73,7 +79,9 @@ class Settings:
     architecture: str
     memory_mb: int
     timeout_seconds: int
-    stage_name: str
+    domain_name: str | None
+    certificate_arn: str | None
+    route53_zone_id: str | None
     authkit_domain: str
     access_policy: tuple[str, ...]
     allow_any_user: bool
@@ -140,6 +148,13 @@ class Settings:
                 "zones in each account. Set availability_zone_id instead (e.g. use1-az4; `aws ec2 "
                 "describe-availability-zones` lists them), or leave it unset to let the stack choose"
             )
+        if config.get("stage_name") is not None:
+            raise SettingsError(
+                "stage_name is no longer read: the MCP server is served at the root of its host (an HTTP "
+                "API's $default stage, or your domain_name), where Claude.ai looks for the sign-in "
+                "metadata (docs/decisions/0005-front-door.md). Remove it: `pulumi config rm stage_name`; "
+                "the MCP URL changes, so register the new one in AuthKit and Claude.ai"
+            )
         settings = Settings(
             stack=pulumi.get_stack(),
             region=region,
@@ -151,7 +166,9 @@ class Settings:
             architecture=config.get("architecture") or "arm64",
             memory_mb=_int(config, "memory_mb", 512),
             timeout_seconds=_int(config, "timeout_seconds", 28),
-            stage_name=_str(config, "stage_name", "prod"),
+            domain_name=_optional(config, "domain_name"),
+            certificate_arn=_optional(config, "certificate_arn"),
+            route53_zone_id=_optional(config, "route53_zone_id"),
             authkit_domain=config.get("authkit_domain") or "",
             access_policy=_policy_entries(config.get("access_policy")),
             allow_any_user=config.get_bool("allow_any_user") or False,
@@ -199,6 +216,7 @@ class Settings:
         if self.maintenance_enabled:
             _check_schedule("maintenance_schedule", self.maintenance_schedule)
         self._validate_deployment_settings()
+        self._check_domain()
         self._check_access()
 
     def _validate_deployment_settings(self) -> None:
@@ -207,10 +225,6 @@ class Settings:
             raise SettingsError(
                 f"availability_zone_id must be a zone id such as use1-az4 (not a zone name like us-east-1a, "
                 f"nor a local zone), not {self.availability_zone_id!r}"
-            )
-        if not STAGE_NAME.fullmatch(self.stage_name):
-            raise SettingsError(
-                f"stage_name must be 1–128 letters, digits, hyphens or underscores, not {self.stage_name!r}"
             )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise SettingsError(
@@ -227,6 +241,46 @@ class Settings:
             raise SettingsError(f"api_throttle_burst must be 1–5000 requests, not {self.api_throttle_burst}")
         if self.nat_ami is not None and not AMI_ID.fullmatch(self.nat_ami):
             raise SettingsError(f"nat_ami must be an image id such as ami-0123456789abcdef0, not {self.nat_ami!r}")
+
+    def _check_domain(self) -> None:
+        """The front door's own domain: a name, and a certificate for it (given, or made and
+        validated in the Route 53 zone)."""
+        if self.domain_name is None:
+            for setting in ("certificate_arn", "route53_zone_id"):
+                if getattr(self, setting) is not None:
+                    raise SettingsError(
+                        f"{setting} is for the stack's own domain, but domain_name is not set: "
+                        "`pulumi config set domain_name wiki.example.com`, or remove it"
+                    )
+            return
+        if not DOMAIN_NAME.fullmatch(self.domain_name) or len(self.domain_name) > 253:
+            raise SettingsError(
+                f"domain_name must be a lower-case DNS name such as wiki.example.com (no https://, path, "
+                f"port, wildcard or trailing dot), not {self.domain_name!r}"
+            )
+        if self.certificate_arn is None and self.route53_zone_id is None:
+            raise SettingsError(
+                f"domain_name {self.domain_name} needs a TLS certificate: set certificate_arn (an issued ACM "
+                f"certificate for it in {self.region}), or route53_zone_id (the hosted zone of the domain) "
+                "to have the stack request one and validate it there"
+            )
+        if self.certificate_arn is not None:
+            arn = CERTIFICATE_ARN.fullmatch(self.certificate_arn)
+            if not arn:
+                raise SettingsError(
+                    "certificate_arn must be an ACM certificate ARN "
+                    f"(arn:aws:acm:{self.region}:123456789012:certificate/…), not {self.certificate_arn!r}"
+                )
+            if arn.group(1) != self.region:
+                raise SettingsError(
+                    f"certificate_arn is in {arn.group(1)}, but the API's domain needs a certificate in the "
+                    f"stack's region, {self.region} (a regional endpoint; request or import it there)"
+                )
+        if self.route53_zone_id is not None and not HOSTED_ZONE_ID.fullmatch(self.route53_zone_id):
+            raise SettingsError(
+                f"route53_zone_id must be a hosted zone id such as Z0123456789ABCDEFGHIJ (without "
+                f"/hostedzone/), not {self.route53_zone_id!r}"
+            )
 
     def _check_access(self) -> None:
         """The function refuses to start on these too; refusing here fails the deployment
@@ -289,10 +343,10 @@ def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
     return default if value is None else value
 
 
-def _str(config: pulumi.Config, key: str, default: str) -> str:
-    """An explicitly empty string is kept (and refused by validate() where it matters)."""
-    value = config.get(key)
-    return default if value is None else value
+def _optional(config: pulumi.Config, key: str) -> str | None:
+    """A setting that is off when absent or empty."""
+    value = (config.get(key) or "").strip()
+    return value or None
 
 
 def _check_schedule(setting: str, expression: str) -> None:

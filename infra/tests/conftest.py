@@ -42,6 +42,10 @@ ZONE_NAMES = {
 # so the automatic choice is use1-az2 (us-east-1e).
 NAT_ZONES = ["use1-az2", "use1-az4", "use1-az5", "use1-az6"]
 MOCK_AMI = "ami-0123456789abcdef0"
+# What API Gateway answers for a regional custom domain: the name to point it at, and the
+# hosted zone an alias record names.
+API_DOMAIN_TARGET = "d-0a1b2c3d4e.execute-api.us-east-1.amazonaws.com"
+API_DOMAIN_ZONE = "Z1UJRXOUMOOFQ8"
 
 
 @dataclass
@@ -88,10 +92,28 @@ class Recorder(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         state.setdefault("arn", f"arn:aws:mock:us-east-1:123456789012:{args.name}")
         extra = {
-            "aws:apigateway/restApi:RestApi": {
-                "root_resource_id": "root-resource-id",
-                "execution_arn": f"arn:aws:execute-api:us-east-1:123456789012:{args.name}-id",
+            "aws:apigatewayv2/api:Api": {
+                "apiEndpoint": f"https://{args.name}-id.execute-api.us-east-1.amazonaws.com",
+                "executionArn": f"arn:aws:execute-api:us-east-1:123456789012:{args.name}-id",
             },
+            "aws:apigatewayv2/domainName:DomainName": {
+                "domainNameConfiguration": {
+                    **args.inputs.get("domainNameConfiguration", {}),
+                    "targetDomainName": API_DOMAIN_TARGET,
+                    "hostedZoneId": API_DOMAIN_ZONE,
+                },
+            },
+            "aws:acm/certificate:Certificate": {
+                "domainValidationOptions": [
+                    {
+                        "domainName": args.inputs.get("domainName"),
+                        "resourceRecordName": f"_0a1b2c.{args.inputs.get('domainName')}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": "_3d4e5f.acm-validations.aws.",
+                    }
+                ],
+            },
+            "aws:route53/record:Record": {"fqdn": args.inputs.get("name")},
             "aws:lambda/function:Function": {
                 "invoke_arn": f"arn:aws:apigateway:us-east-1:lambda:path/functions/{args.name}/invocations",
             },

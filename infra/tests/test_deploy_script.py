@@ -18,7 +18,7 @@ INFRA = Path(__file__).resolve().parents[1]
 FAKES = Path(__file__).resolve().parent / "fakes"
 ARN = "arn:aws:iam::123456789012:user/deployer"
 OUTPUTS = {
-    "mcp_url": "https://abc123.execute-api.us-east-1.amazonaws.com/prod/mcp",
+    "mcp_url": "https://abc123.execute-api.us-east-1.amazonaws.com/mcp",
     "availability_zone_id": "use1-az4",
     "nat_ami": "ami-0123456789abcdef0",
     "mcp_auth_token": "secret-token",
@@ -244,6 +244,22 @@ def test_up_builds_missing_zips_deploys_pins_the_choices_and_prints_the_next_ste
     assert "--show-secrets mcp_auth_token" in result.stdout and "secret-token" not in result.stdout
     assert "Resource Indicators" in result.stdout and "https://claude.ai/api/mcp/auth_callback" in result.stdout
     assert "config set --stack dev authkit_domain" in result.stdout, "OAuth is still off"
+
+
+def test_a_domain_without_a_zone_ends_with_the_cname_to_create(deploy):
+    deploy.given(stacks=configured(domain_name="wiki.example.com"))
+    outputs = {**OUTPUTS, "mcp_url": "https://wiki.example.com/mcp", "domain_record": "cname",
+               "domain_target": "d-0a1b2c3d4e.execute-api.eu-west-1.amazonaws.com"}
+    (deploy.cloud / "outputs.json").write_text(json.dumps(outputs))
+    result = deploy("up", "--yes")
+    assert result.status == 0, result.stderr
+    assert "https://wiki.example.com/mcp" in result.stdout
+    assert "wiki.example.com.  CNAME  d-0a1b2c3d4e.execute-api.eu-west-1.amazonaws.com" in result.stdout
+    # With a zone the stack made the record: nothing to do.
+    (deploy.cloud / "outputs.json").write_text(json.dumps({**outputs, "domain_record": "route53"}))
+    result = deploy("up", "--yes")
+    assert result.status == 0, result.stderr
+    assert "CNAME" not in result.stdout and "https://wiki.example.com/mcp" in result.stdout
 
 
 def test_given_zips_are_used_as_they_are_and_pins_already_set_are_kept(deploy, tmp_path):

@@ -19,6 +19,9 @@ SERVICE_OF = {
     "lambda": "lambda",
     "iam": "iam",
     "apigateway": "apigateway",
+    "apigatewayv2": "apigateway",
+    "acm": "acm",
+    "route53": "route53",
     "budgets": "budgets",
     "ssm": "ssm",
 }
@@ -54,9 +57,19 @@ def service_of(resource_type: str) -> str:
     return SERVICE_OF[module]
 
 
-@pytest.mark.parametrize("egress", ["nat-instance", "nat-gateway", "none"])
-def test_every_resource_and_lookup_of_the_program_is_covered(run_stack, egress):
-    stack = run_stack({"wikibot:egress": egress})
+DOMAIN = {
+    "wikibot:domain_name": "wiki.example.com",
+    "wikibot:route53_zone_id": "Z0123456789ABCDEFGHIJ",
+}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"wikibot:egress": "nat-instance"}, {"wikibot:egress": "nat-gateway"}, {"wikibot:egress": "none"}, DOMAIN],
+    ids=["nat-instance", "nat-gateway", "no-egress", "own-domain"],
+)
+def test_every_resource_and_lookup_of_the_program_is_covered(run_stack, config):
+    stack = run_stack(config)
     types = {r.typ for r in stack.resources if r.typ.startswith("aws:")}
     for resource_type in types:
         service = service_of(resource_type)
@@ -70,7 +83,11 @@ def test_the_functions_role_can_be_handed_to_lambda_and_nothing_else():
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
     assert pass_role["Resource"] == "arn:aws:iam::*:role/functions-role-*", "only the role the program creates"
     iam = [s for s in POLICY["Statement"] if any(str(a).startswith("iam:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
-    assert all(s["Resource"] == "arn:aws:iam::*:role/functions-role-*" for s in iam)
+    # Besides the functions' role, only API Gateway's own service-linked role (custom domains).
+    (service_role,) = [s for s in iam if s["Action"] == "iam:CreateServiceLinkedRole"]
+    assert service_role["Condition"] == {"StringEquals": {"iam:AWSServiceName": "ops.apigateway.amazonaws.com"}}
+    assert service_role["Resource"].endswith("/ops.apigateway.amazonaws.com/AWSServiceRoleForAPIGateway")
+    assert all(s["Resource"] == "arn:aws:iam::*:role/functions-role-*" for s in iam if s is not service_role)
     assert not allows("iam:CreateUser") and not allows("iam:AttachRolePolicy"), "no managed policies, no users"
 
 
@@ -100,3 +117,16 @@ def test_the_named_resources_fall_under_the_scoped_statements(dev):
     assert covered(f"arn:aws:budgets::123456789012:budget/{budget.inputs['name']}", "CostBudget")
     parameter = dev.one("aws:ssm/parameter:Parameter")
     assert covered(f"arn:aws:ssm:us-east-1:123456789012:parameter{parameter.inputs['name']}", "Secrets")
+
+
+def test_the_api_and_its_domain_fall_under_the_api_statement(run_stack):
+    stack = run_stack(DOMAIN)
+    api = stack.one("aws:apigatewayv2/api:Api")
+    for path in ("/apis", f"/apis/{api.id}", f"/apis/{api.id}/routes/r1", f"/apis/{api.id}/stages/$default"):
+        assert covered(f"arn:aws:apigateway:us-east-1::{path}", "McpApi"), path
+    domain = stack.one("aws:apigatewayv2/domainName:DomainName").inputs["domainName"]
+    for path in ("/domainnames", f"/domainnames/{domain}", f"/domainnames/{domain}/apimappings/m1"):
+        assert covered(f"arn:aws:apigateway:us-east-1::{path}", "McpApi"), path
+    zone = stack.one("aws:route53/record:Record", "mcp-domain-record").inputs["zoneId"]
+    assert covered(f"arn:aws:route53:::hostedzone/{zone}", "DomainRecords")
+    assert not allows("route53:CreateHostedZone") and not allows("route53:DeleteHostedZone"), "the zone is the user's"

@@ -41,8 +41,8 @@ def test_every_function_is_a_traced_vpc_bootstrap_with_the_wiki_mounted(run_stac
 def test_the_mcp_server_knows_its_public_url_and_auth_settings(run_stack):
     stack = run_stack({"wikibot:authkit_domain": "acme-123.authkit.app", "wikibot:allow_any_user": "true"})
     env = stack.one(FUNCTION, "mcp-server").plain("environment")["variables"]
-    api = stack.one("aws:apigateway/restApi:RestApi")
-    assert env["MCP_RESOURCE_URL"] == f"https://{api.id}.execute-api.us-east-1.amazonaws.com/prod/mcp"
+    api = stack.one("aws:apigatewayv2/api:Api")
+    assert env["MCP_RESOURCE_URL"] == f"https://{api.id}.execute-api.us-east-1.amazonaws.com/mcp"
     assert env["MCP_RESOURCE_URL"] == stack.resolve(stack.program["api"].mcp_url)
     assert env["AUTHKIT_DOMAIN"] == "acme-123.authkit.app"
     assert env["WIKIBOT_WIKI"] == "wiki"

@@ -48,8 +48,6 @@ def test_bad_settings_are_refused(run_stack, config, message):
         ({"wikibot:api_throttle_burst": "0"}, "api_throttle_burst must be 1–5000 requests, not 0"),
         ({"wikibot:timeout_seconds": "29"}, "the API gives up after 29 s"),
         ({"wikibot:log_retention_days": "10"}, "log_retention_days must be one of 0, 1, 3"),
-        ({"wikibot:stage_name": "prod/v1"}, "stage_name must be 1–128 letters"),
-        ({"wikibot:stage_name": ""}, "stage_name must be 1–128 letters"),
         ({"wikibot:memory_mb": "lots"}, "wikibot:memory_mb"),
     ],
 )

@@ -1,7 +1,7 @@
 //! `wikibot`: the command line. It runs compiled Lambda bootstraps locally through the
-//! Runtime API emulator (`invoke`), measures the store and cold starts (`bench`), and mounts
-//! the EFS latency simulator (`efs-sim`), and signs a person in through WorkOS
-//! (`workos login`).
+//! Runtime API emulator (`invoke`), serves them by name over the Lambda service's API
+//! (`emulate`), measures the store, cold starts and deployed functions (`bench`), mounts the
+//! EFS latency simulator (`efs-sim`), and signs a person in through WorkOS (`workos login`).
 //! Each subcommand parses its arguments, calls the library, and prints; nothing more.
 
 // The simulator is compiled into this binary only, so that no Lambda bootstrap links fuser.
@@ -45,6 +45,26 @@ enum Command {
     ///
     /// Example: wikibot invoke git-probe --event '{"op":"lifecycle","repo":"demo"}'
     Invoke(InvokeArgs),
+    /// Serve the built Lambda functions by name over the Lambda service's own API, for the
+    /// AWS SDKs and CLI: Invoke (with LogType Tail: START/END/REPORT log lines measured
+    /// here), GetFunction, Get/UpdateFunctionConfiguration, ListFunctions.
+    ///
+    /// Each function (efs-probe, git-probe, mcp-server built next to this wikibot, or those
+    /// given with --function) gets WIKIBOT_ROOT=--root and the --env variables as its
+    /// configured environment. Concurrent invocations run in separate processes (execution
+    /// environments), started on demand: a new one is a cold start. A configuration update
+    /// retires them all, so the next invocation is cold. Runs until Ctrl-C or SIGTERM.
+    ///
+    /// Every invocation gets a trace header: the caller's X-Amzn-Trace-Id continued, or a
+    /// fresh sampled one; with --env AWS_XRAY_DAEMON_ADDRESS=HOST:PORT the functions send
+    /// their subsegments to an X-Ray daemon (or stand-in) there.
+    ///
+    /// The emulator checks no request signature and has no access control: anyone who can
+    /// reach its port can run the functions and change their environment. So it listens on
+    /// loopback only, unless --allow-remote says otherwise.
+    ///
+    /// Example: wikibot emulate --port 9001 --root wikibot-data
+    Emulate(EmulateArgs),
     /// Maintain a wiki's repository: pack new objects, index new commits for page history,
     /// and delete what is safely redundant (after the grace period).
     ///
@@ -187,6 +207,36 @@ struct EfsSimArgs {
     /// Also write the counts as JSON to FILE, on exit and on SIGUSR1.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EmulateArgs {
+    /// Address to listen on: loopback unless --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port to listen on (0: any free port; the endpoint is printed).
+    #[arg(long, default_value_t = 9001)]
+    port: u16,
+    #[command(flatten)]
+    function: FunctionArgs,
+    /// Serve this bootstrap as function NAME (repeatable). Default: efs-probe, git-probe and
+    /// mcp-server, those of them built next to this wikibot.
+    #[arg(long = "function", value_name = "NAME=PATH", value_parser = parse_function)]
+    functions: Vec<(String, PathBuf)>,
+    /// Environments (processes) one function may run at once; more concurrent invocations
+    /// are throttled (429 TooManyRequestsException), as Lambda's concurrency limit does.
+    #[arg(long, default_value_t = wikibot::lambda::service::DEFAULT_MAX_ENVIRONMENTS, value_name = "N")]
+    max_environments: usize,
+    /// How long LastUpdateStatus stays InProgress after a configuration update.
+    #[arg(long, default_value_t = wikibot::lambda::service::DEFAULT_UPDATE_DELAY.as_millis() as u64, value_name = "MS")]
+    update_delay_ms: u64,
+    /// Do not copy the functions' logs (and START/END/REPORT lines) to stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Listen on a non-loopback --host. Only on a network you trust: nothing is
+    /// authenticated.
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 #[derive(Args)]
@@ -491,6 +541,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark the deployed functions through the Lambda API (AWS SDK for Rust), against
+    /// AWS or `wikibot emulate`, and judge Phase 0's exit criteria.
+    ///
+    /// Against git-probe: WARM warm reads and WARM warm writes, COLD cold starts (each forced
+    /// by an environment-variable change, waiting until the update has finished; the
+    /// variables are restored at the end), concurrent reads, and rounds of concurrent writers
+    /// whose commits are then looked up in the wiki's history. Against efs-probe: warm and
+    /// cold invocations. For each: the client's wall time, the REPORT line's Duration and
+    /// Init Duration, and the function's own timings_ms; p50/p90/p99/max and PASS/FAIL per
+    /// criterion. Writes Bench/… pages into --wiki.
+    ///
+    /// Region and credentials come from the standard AWS chain (environment, profile, SSO
+    /// via `aws configure export-credentials`, instance role); a loopback --endpoint-url
+    /// (the emulator) needs neither. Needs the `bench-lambda` feature:
+    /// cargo build --release --features bench-lambda.
+    ///
+    /// Example: wikibot bench lambda --endpoint-url http://127.0.0.1:9001 --report-page "Dev/Phase 0 — EFS Benchmarks"
+    Lambda(LambdaBenchArgs),
     /// Start a bootstrap afresh RUNS times and time exec → first Runtime API request (init)
     /// and exec → first response.
     Cold {
@@ -512,11 +580,68 @@ enum BenchCommand {
     },
 }
 
+#[derive(Args)]
+struct LambdaBenchArgs {
+    /// The Lambda API endpoint, e.g. http://127.0.0.1:9001 (wikibot emulate). Default: AWS's,
+    /// for the region of the standard chain (or AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// The git-probe function (name or ARN).
+    #[arg(long, default_value = "git-probe")]
+    function: String,
+    /// The efs-probe function (name or ARN).
+    #[arg(long, default_value = "efs-probe")]
+    efs_function: String,
+    /// Do not measure efs-probe.
+    #[arg(long)]
+    no_efs: bool,
+    /// The wiki to read and write (the one the MCP server serves, so the report is seen).
+    #[arg(long, default_value = wikibot::mcp::config::DEFAULT_WIKI, value_name = "NAME")]
+    wiki: String,
+    /// Warm reads and warm writes (each), and warm efs-probe invocations.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    warm: usize,
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 5, value_name = "M")]
+    cold: usize,
+    /// Reads sent at once.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    concurrent_reads: usize,
+    /// Rounds of writers sent at once, each writer to its own page.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5,15",
+        value_name = "N,N"
+    )]
+    writers: Vec<usize>,
+    /// Print the whole report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Write the report into the wiki as this page, through the git-probe function (a write
+    /// event: it lands where the function stores pages), or through --mcp-url.
+    #[arg(long, value_name = "PAGE")]
+    report_page: Option<String>,
+    /// Write the report page through this MCP endpoint (write_note) instead.
+    #[arg(long, value_name = "URL", requires = "report_page")]
+    mcp_url: Option<String>,
+    /// Bearer token for --mcp-url.
+    #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Also draw the latency chart as an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// The git commit of the build being measured (default: this directory's HEAD).
+    #[arg(long, value_name = "REV")]
+    commit: Option<String>,
+}
+
 fn main() -> ExitCode {
     init_logging();
     let result = match Cli::parse().command {
         Command::Serve(args) => block_on(serve(args)).and_then(|result| result),
         Command::Invoke(args) => block_on(invoke(args)).and_then(|result| result),
+        Command::Emulate(args) => block_on(emulate(args)).and_then(|result| result),
         Command::Maintain(args) => maintain(&args),
         Command::Bench(command) => bench(command),
         Command::EfsSim(args) => block_on(run_efs_sim(args)).and_then(|result| result),
@@ -927,6 +1052,182 @@ async fn invoke(args: InvokeArgs) -> CliResult {
     })
 }
 
+async fn emulate(args: EmulateArgs) -> CliResult {
+    use wikibot::lambda::service::{FunctionDefinition, LambdaService, ServiceOptions};
+
+    if !args.host.is_loopback() && !args.allow_remote {
+        return Err(format!(
+            "refusing to listen on {}: the emulator authenticates nobody, so anyone who can reach it could run the functions and change their configuration; use a loopback address, or --allow-remote on a network you trust",
+            args.host
+        ));
+    }
+    let root = std::fs::create_dir_all(&args.function.root)
+        .and_then(|()| std::path::absolute(&args.function.root))
+        .map_err(|e| format!("cannot use --root {}: {e}", args.function.root.display()))?;
+    let mut missing = Vec::new();
+    let functions = if args.functions.is_empty() {
+        ["efs-probe", "git-probe", "mcp-server"]
+            .into_iter()
+            .filter_map(|name| {
+                let path = resolve_bootstrap(Path::new(name));
+                if path.is_file() {
+                    Some((name.to_owned(), path))
+                } else {
+                    missing.push(name);
+                    None
+                }
+            })
+            .collect()
+    } else {
+        args.functions.clone()
+    };
+    if functions.is_empty() {
+        return Err(
+            "no functions built next to this wikibot; build them (cargo build --release --bins) or name them with --function NAME=PATH".into(),
+        );
+    }
+    let definitions = functions
+        .into_iter()
+        .map(|(name, bootstrap)| {
+            let mut definition = FunctionDefinition::new(name, bootstrap);
+            definition
+                .environment
+                .insert("WIKIBOT_ROOT".into(), root.display().to_string());
+            definition
+                .environment
+                .extend(args.function.env.iter().cloned());
+            definition.memory_mb = args.function.memory;
+            definition.timeout = Duration::from_secs(args.function.timeout);
+            definition
+        })
+        .collect();
+    let options = ServiceOptions {
+        max_environments: args.max_environments.max(1),
+        update_delay: Duration::from_millis(args.update_delay_ms),
+        echo_logs: !args.quiet,
+    };
+    let service = LambdaService::new(definitions, options).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let region = wikibot::lambda::emulator::REGION;
+    println!("endpoint: http://{address}");
+    println!(
+        "functions: {} (WIKIBOT_ROOT={})",
+        service.function_names().join(", "),
+        root.display()
+    );
+    if !missing.is_empty() {
+        println!("not built, so not served: {}", missing.join(", "));
+    }
+    println!("For an AWS SDK or the AWS CLI (no signature is checked; any keys do):");
+    println!(
+        "  export AWS_ENDPOINT_URL=http://{address} AWS_REGION={region} AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_EC2_METADATA_DISABLED=true"
+    );
+    println!(
+        "  wikibot bench lambda --endpoint-url http://{address}    # needs the bench-lambda feature"
+    );
+    println!("Ctrl-C stops.");
+    let shutdown = async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match terminate.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+        }
+    };
+    service
+        .serve(listener, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_function(raw: &str) -> Result<(String, PathBuf), String> {
+    match raw.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), resolve_bootstrap(Path::new(path))))
+        }
+        _ => Err(format!("expected NAME=PATH, got {raw:?}")),
+    }
+}
+
+#[cfg(feature = "bench-lambda")]
+fn bench_lambda(args: LambdaBenchArgs) -> CliResult {
+    use wikibot::bench::lambda::{self, Options, report};
+
+    let options = Options {
+        endpoint_url: args.endpoint_url.clone(),
+        function: args.function.clone(),
+        efs_function: (!args.no_efs).then(|| args.efs_function.clone()),
+        wiki: args.wiki.clone(),
+        warm: args.warm,
+        cold: args.cold,
+        concurrent_reads: args.concurrent_reads,
+        writers: args.writers.iter().copied().filter(|&w| w > 0).collect(),
+        commit: args.commit.clone().unwrap_or_else(lambda::current_commit),
+        progress: true,
+    };
+    block_on(async {
+        let report = lambda::run(&options).await.map_err(|e| e.to_string())?;
+        if let Some(path) = &args.chart {
+            report::svg_chart(&report, path).map_err(|e| e.to_string())?;
+        }
+        let page = report::page(&report);
+        let written = match (&args.report_page, &args.mcp_url) {
+            (None, _) => None,
+            (Some(name), Some(url)) => Some(
+                lambda::write_page_through_mcp(url, args.token.as_deref(), name, &page)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            (Some(name), None) => {
+                let client = lambda::client(options.endpoint_url.as_deref()).await;
+                let revision = lambda::write_page_through_function(
+                    &client,
+                    &options.function,
+                    &options.wiki,
+                    name,
+                    &page,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Some(format!(
+                    "wrote '{name}' into wiki '{}' through {} (revision {revision})",
+                    options.wiki, options.function
+                ))
+            }
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"report": report, "report_page": written})
+            );
+        } else {
+            let env = &report.environment;
+            println!(
+                "Lambda benchmark at {} ({}), wiki '{}', build {}\n",
+                env.endpoint, env.region, env.wiki, env.commit
+            );
+            println!("{}", report::measurement_table(&report));
+            println!("{}", report::verdict_table(&report));
+            if let Some(written) = written {
+                println!("report page: {written}");
+            }
+            if let Some(path) = &args.chart {
+                println!("chart: {}", path.display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })?
+}
+
+#[cfg(not(feature = "bench-lambda"))]
+fn bench_lambda(_args: LambdaBenchArgs) -> CliResult {
+    Err("this wikibot was built without the AWS SDK; rebuild it with the bench-lambda feature: cargo build --release --features bench-lambda".into())
+}
+
 /// Exit status of `efs-sim` when FUSE cannot be used on this machine.
 const FUSE_UNAVAILABLE: u8 = 3;
 
@@ -1046,6 +1347,7 @@ fn parse_env_pair(raw: &str) -> Result<(String, String), String> {
 
 fn bench(command: BenchCommand) -> CliResult {
     match command {
+        BenchCommand::Lambda(args) => bench_lambda(args),
         BenchCommand::Prepare {
             root,
             wiki,

@@ -24,6 +24,9 @@ use tokio::task::JoinHandle;
 /// Lambda's limit on a synchronous invocation's request and response payloads.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 const LOG_TAIL_LINES: usize = 200;
+/// The region and account emulated functions live in.
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT_ID: &str = "000000000000";
 const API_PREFIX: &str = "/2018-06-01/runtime";
 
 /// How to start a function.
@@ -150,7 +153,14 @@ pub struct RunningFunction {
     server: JoinHandle<()>,
     spawned_at: Instant,
     invocations: u64,
-    logs: Arc<Mutex<VecDeque<String>>>,
+    logs: Arc<Mutex<LogBuffer>>,
+}
+
+/// The function's most recent log lines, and how many it has written in all.
+#[derive(Default)]
+struct LogBuffer {
+    lines: VecDeque<String>,
+    total: u64,
 }
 
 impl RunningFunction {
@@ -172,10 +182,7 @@ impl RunningFunction {
             receiver: tokio::sync::Mutex::new(receiver),
             in_flight: Mutex::new(HashMap::new()),
             first_poll: OnceLock::new(),
-            function_arn: format!(
-                "arn:aws:lambda:us-east-1:000000000000:function:{}",
-                spec.function_name
-            ),
+            function_arn: function_arn(&spec.function_name),
         });
         let router = api_router(Arc::clone(&api));
         let server = tokio::spawn(async move {
@@ -211,7 +218,7 @@ impl RunningFunction {
                 });
             }
         };
-        let logs = Arc::new(Mutex::new(VecDeque::new()));
+        let logs = Arc::new(Mutex::new(LogBuffer::default()));
         let prefix = spec.function_name.clone();
         if let Some(stdout) = child.stdout.take() {
             collect_logs(
@@ -258,6 +265,19 @@ impl RunningFunction {
         trace_header: Option<&str>,
         timeout: Duration,
     ) -> Result<Invocation, EmulatorError> {
+        self.invoke_as(&request_id(), event, trace_header, timeout)
+            .await
+    }
+
+    /// Like [`Self::invoke_traced`], with the caller's request id (a service that reports
+    /// the invocation in its own log lines chooses it, as Lambda does).
+    pub async fn invoke_as(
+        &mut self,
+        request_id: &str,
+        event: &[u8],
+        trace_header: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Invocation, EmulatorError> {
         if event.len() > MAX_PAYLOAD_BYTES {
             return Err(EmulatorError::EventTooLarge(event.len()));
         }
@@ -265,7 +285,7 @@ impl RunningFunction {
             .map_err(EmulatorError::EventNotJson)?;
         let cold = self.invocations == 0;
         self.invocations += 1;
-        let request_id = request_id();
+        let request_id = request_id.to_owned();
         let (reply, answer) = oneshot::channel();
         let queued_at = Instant::now();
         let deadline_ms = epoch_millis(SystemTime::now() + timeout);
@@ -319,14 +339,7 @@ impl RunningFunction {
             }
         };
         let answered_at = Instant::now();
-        let init = cold
-            .then(|| {
-                self.api
-                    .first_poll
-                    .get()
-                    .map(|t| t.duration_since(self.spawned_at))
-            })
-            .flatten();
+        let init = cold.then(|| self.init_duration()).flatten();
         Ok(Invocation {
             request_id,
             outcome,
@@ -345,6 +358,24 @@ impl RunningFunction {
         }
     }
 
+    /// Process start to the runtime's first request for work, once it has asked.
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.api
+            .first_poll
+            .get()
+            .map(|t| t.duration_since(self.spawned_at))
+    }
+
+    /// When the runtime first asked for work (the end of init), once it has.
+    pub fn first_request_at(&self) -> Option<Instant> {
+        self.api.first_poll.get().copied()
+    }
+
+    /// How many invocations this process has been given (0: the next one is cold).
+    pub fn invocations(&self) -> u64 {
+        self.invocations
+    }
+
     /// The process id, while the process runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
@@ -354,7 +385,21 @@ impl RunningFunction {
     pub async fn logs(&self) -> Vec<String> {
         // Give the log readers a moment to drain pipes of a process that just ended.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        lock(&self.logs).iter().cloned().collect()
+        lock(&self.logs).lines.iter().cloned().collect()
+    }
+
+    /// A mark in the function's log: [`Self::logs_since`] returns the lines after it.
+    pub fn log_mark(&self) -> u64 {
+        lock(&self.logs).total
+    }
+
+    /// The lines the function logged after `mark` that are still kept (the last 200), as
+    /// collected so far.
+    pub fn logs_since(&self, mark: u64) -> Vec<String> {
+        let logs = lock(&self.logs);
+        let new = usize::try_from(logs.total.saturating_sub(mark)).unwrap_or(usize::MAX);
+        let skip = logs.lines.len().saturating_sub(new);
+        logs.lines.iter().skip(skip).cloned().collect()
     }
 }
 
@@ -367,6 +412,33 @@ impl Drop for RunningFunction {
         }
     }
 }
+
+/// The ARN of an emulated function.
+pub fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}")
+}
+
+/// The variables Lambda sets itself, which a function's configuration may not set.
+pub const RESERVED_VARIABLES: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
 
 /// The environment Lambda gives a `provided.al2023` function, pointed at our endpoint.
 fn lambda_environment(spec: &FunctionSpec, runtime_api: &str) -> Vec<(String, String)> {
@@ -397,8 +469,8 @@ fn lambda_environment(spec: &FunctionSpec, runtime_api: &str) -> Vec<(String, St
         ),
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_DEFAULT_REGION", REGION.to_owned()),
         ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
         ("_HANDLER", "bootstrap".to_owned()),
         ("LAMBDA_TASK_ROOT", task_root),
@@ -414,7 +486,7 @@ fn lambda_environment(spec: &FunctionSpec, runtime_api: &str) -> Vec<(String, St
 
 fn collect_logs(
     stream: impl AsyncRead + Unpin + Send + 'static,
-    logs: Arc<Mutex<VecDeque<String>>>,
+    logs: Arc<Mutex<LogBuffer>>,
     echo_prefix: Option<String>,
 ) {
     tokio::spawn(async move {
@@ -424,10 +496,11 @@ fn collect_logs(
                 eprintln!("[{prefix}] {line}");
             }
             let mut logs = lock(&logs);
-            if logs.len() == LOG_TAIL_LINES {
-                logs.pop_front();
+            if logs.lines.len() == LOG_TAIL_LINES {
+                logs.lines.pop_front();
             }
-            logs.push_back(line);
+            logs.lines.push_back(line);
+            logs.total += 1;
         }
     });
 }
@@ -567,7 +640,8 @@ fn function_error(headers: &HeaderMap, body: &[u8]) -> Outcome {
     }
 }
 
-fn request_id() -> String {
+/// A fresh request id in Lambda's format (a UUID).
+pub fn request_id() -> String {
     let n = fastrand::u128(..);
     let hex = format!("{n:032x}");
     format!(
@@ -664,16 +738,20 @@ mod tests {
         path
     }
 
-    /// A bootstrap that starts and then never asks for work.
-    fn hanging_bootstrap(dir: &Path) -> PathBuf {
-        let sleep = std::env::var_os("PATH")
+    /// `sleep` from PATH: the bootstraps get a clean environment without one.
+    fn sleep_program() -> PathBuf {
+        std::env::var_os("PATH")
             .and_then(|paths| {
                 std::env::split_paths(&paths)
                     .map(|p| p.join("sleep"))
                     .find(|p| p.is_file())
             })
-            .expect("sleep on PATH");
-        script_bootstrap(dir, &format!("exec {} 60", sleep.display()))
+            .expect("sleep on PATH")
+    }
+
+    /// A bootstrap that starts and then never asks for work.
+    fn hanging_bootstrap(dir: &Path) -> PathBuf {
+        script_bootstrap(dir, &format!("exec {} 60", sleep_program().display()))
     }
 
     #[tokio::test]
@@ -720,6 +798,33 @@ mod tests {
             function.invoke(b"{}").await,
             Err(EmulatorError::NotRunning)
         ));
+    }
+
+    #[tokio::test]
+    async fn log_marks_select_the_lines_written_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap = script_bootstrap(
+            dir.path(),
+            &format!("echo one\necho two\nexec {} 60", sleep_program().display()),
+        );
+        let function = RunningFunction::start(FunctionSpec::new(bootstrap))
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if function.log_mark() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(function.log_mark(), 2);
+        assert_eq!(function.logs_since(0), ["one", "two"]);
+        assert_eq!(function.logs_since(1), ["two"]);
+        assert!(function.logs_since(2).is_empty());
+        assert_eq!(function.invocations(), 0);
+        assert!(
+            function.init_duration().is_none(),
+            "it never asked for work"
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,14 @@
 //! What the Lambda binaries share: the execution environment's identity (instance id, cold
-//! start), running a JSON handler under the Runtime API, and the local [`emulator`] of that
-//! API which runs compiled bootstraps as Lambda does.
+//! start), running a JSON handler under the Runtime API, the local [`emulator`] of that API
+//! which runs compiled bootstraps as Lambda does, and the local [`service`] that serves them
+//! by name over the Lambda service's own API (Invoke, configuration); [`xray`] exports an
+//! invocation's spans as X-Ray subsegments.
 //!
 //! This module must not contain handler logic (that lives in [`crate::probes`]) and must not
 //! keep per-request state between invocations beyond the counters here.
 
 pub mod emulator;
+pub mod service;
 pub mod xray;
 
 use std::convert::Infallible;

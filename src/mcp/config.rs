@@ -4,7 +4,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `MCP_RESOURCE_URL` | the public URL of the MCP endpoint, exactly as clients use it (e.g. `https://abc.execute-api.us-east-1.amazonaws.com/prod/mcp`); tokens must be issued for it |
+//! | `MCP_RESOURCE_URL` | the public URL of the MCP endpoint, exactly as clients use it (e.g. `https://abc.execute-api.us-east-1.amazonaws.com/mcp`, or `https://wiki.example.com/mcp` on a custom domain); tokens must be issued for it |
 //! | `AUTHKIT_DOMAIN` | the AuthKit issuer (`https://<subdomain>.authkit.app`); empty turns OAuth off |
 //! | `MCP_AUTH_TOKEN` | a static bearer token accepted alongside OAuth (≥ 32 characters); empty turns it off |
 //! | `MCP_ALLOW` | with OAuth: who may use the wiki, e.g. `user:user_01…=rw, email:ada@example.com=ro, domain:example.com=rw, org:org_01…=ro` (see `auth::policy`) |
@@ -299,7 +299,10 @@ impl ServerConfig {
         format!("{}{base}", self.resource_url.origin().ascii_serialization())
     }
 
-    /// Where this server's protected-resource metadata is served.
+    /// Where this server's protected-resource metadata is served. For a resource at the host
+    /// root's `/mcp` (the front door, `docs/decisions/0005-front-door.md`) this is RFC 9728's
+    /// path-inserted location, `https://host/.well-known/oauth-protected-resource/mcp`; under a
+    /// base path (`https://h/prod/mcp`) it stays under that path, where the door routes.
     pub fn resource_metadata_url(&self) -> String {
         format!(
             "{}/.well-known/oauth-protected-resource{}",

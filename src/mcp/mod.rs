@@ -1,11 +1,13 @@
 //! The MCP server as one axum app, served two ways by the same code: under the Lambda
-//! Runtime API (API Gateway REST proxy events, through `lambda_http`) or as a plain HTTP
-//! server (`wikibot serve`, `mcp-server` outside Lambda).
+//! Runtime API (API Gateway HTTP API and function URL 2.0 events, or REST proxy events,
+//! through `lambda_http`) or as a plain HTTP server (`wikibot serve`, `mcp-server` outside
+//! Lambda).
 //!
 //! Request flow: Host/Origin guard ([`guard`]) → for `/mcp`, bearer authentication
 //! ([`crate::auth`]) → rmcp Streamable HTTP, stateless, JSON responses → a tool ([`tools`]) →
 //! the page store. `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728) and the proxied
-//! AuthKit `/.well-known/oauth-authorization-server` are public.
+//! AuthKit `/.well-known/oauth-authorization-server` are public. Each request is logged once
+//! (method, path, status, who called).
 //!
 //! This module wires things together; it must not hold tool or auth logic itself.
 
@@ -29,7 +31,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 
 use crate::auth::{
-    AuthKitVerifier, Authenticator, Challenge, Directory, OAuth, Principal, UserAccess,
+    AuthKitVerifier, Authenticator, Challenge, Directory, OAuth, Principal, Rejection, UserAccess,
 };
 use crate::store::Store;
 pub use config::{AuthConfig, AuthKitConfig, ServerConfig, ServerConfigError};
@@ -123,7 +125,9 @@ pub fn app(config: &ServerConfig) -> Result<Router, ServerConfigError> {
         &config.allowed_hosts,
         &config.allowed_origins,
     ));
-    Ok(app.layer(middleware::from_fn_with_state(guard, guard::check)))
+    Ok(app
+        .layer(middleware::from_fn_with_state(guard, guard::check))
+        .layer(middleware::from_fn(log_request)))
 }
 
 /// The verifier, access decision and WorkOS directory for AuthKit sign-ins.
@@ -157,13 +161,42 @@ async fn require_bearer(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match auth.authenticate(request.headers(), request.uri()).await {
+    let (mut response, caller) = match auth.authenticate(request.headers(), request.uri()).await {
         Ok(principal) => {
+            let caller = LoggedCaller(principal.subject.clone());
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            (next.run(request).await, caller)
         }
-        Err(rejection) => auth.challenge().respond(&rejection),
-    }
+        Err(rejection) => {
+            let caller = LoggedCaller(match rejection {
+                Rejection::Missing => "none".to_owned(),
+                _ => "refused".to_owned(),
+            });
+            (auth.challenge().respond(&rejection), caller)
+        }
+    };
+    response.extensions_mut().insert(caller);
+    response
+}
+
+/// Who made a request, for the request log: the user id (`user_…`) or `static-token` once a
+/// bearer token is accepted, `none` without one, `refused` for a token that was not.
+#[derive(Clone)]
+struct LoggedCaller(String);
+
+/// One line per request: method, path, status and caller (never a token). It is how the
+/// runbook (`docs/claude-ai.md`) tells a sign-in that failed here (a `401`/`403` after the
+/// token arrived) from one that never reached us (no request with a caller at all).
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path: String = request.uri().path().chars().take(200).collect();
+    let response = next.run(request).await;
+    let caller = response
+        .extensions()
+        .get::<LoggedCaller>()
+        .map_or("-", |caller| caller.0.as_str());
+    tracing::info!(%method, %path, status = response.status().as_u16(), caller, "request");
+    response
 }
 
 async fn check_protocol(request: Request, next: Next) -> Response {
@@ -172,7 +205,11 @@ async fn check_protocol(request: Request, next: Next) -> Response {
 
 async fn admit_anonymous(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(Principal::anonymous());
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response
+        .extensions_mut()
+        .insert(LoggedCaller("anonymous".to_owned()));
+    response
 }
 
 /// Public OAuth discovery documents.
@@ -355,9 +392,10 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-/// Serves `app` under the Lambda Runtime API (API Gateway REST proxy events). Each event is
-/// first made safe for lambda_http's conversion ([`sanitize_event`]), which panics on a `Host`
-/// or path it cannot parse.
+/// Serves `app` under the Lambda Runtime API: API Gateway REST (v1) proxy events, and the
+/// 2.0 payload that HTTP APIs and Lambda function URLs send (the front door,
+/// `docs/decisions/0005-front-door.md`). Each event is first made safe for lambda_http's
+/// conversion ([`sanitize_event`]), which panics on a `Host`, scheme or query it cannot parse.
 pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
     use lambda_http::tower::{Service, ServiceExt};
     use lambda_http::{LambdaEvent, RequestExt};
@@ -395,11 +433,16 @@ pub async fn serve_lambda(app: Router) -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// Makes a proxy event safe to convert: lambda_http 1.3 `unwrap`s the URL it builds from the
-/// `Host` header and the path, so a `Host` that is not a valid authority (or carries user
-/// information) is dropped — the request guard then answers `400` — and a path is made to
-/// start with `/`. API Gateway validates both before a real event arrives; this keeps any
-/// other caller of the function from crashing it.
+/// Makes a proxy event (REST v1, or the 2.0 payload of HTTP APIs and function URLs) safe to
+/// convert. lambda_http 1.3 `unwrap`s the URL it builds from the scheme
+/// (`X-Forwarded-Proto`), the host (the `Host` header, else `requestContext.domainName`) and
+/// the path, and `expect`s the request it builds with a 2.0 event's raw query string. So a
+/// `Host` that is not a valid authority (or carries user information) is dropped — the
+/// request guard then answers `400` — and so is a `domainName` of that kind; a scheme other
+/// than `http`/`https` is dropped (lambda_http then assumes `https`); a raw query string that
+/// is not a valid URI query is dropped (MCP uses none); a path is made to start with `/`. API
+/// Gateway and function URLs deliver none of these; this keeps any other caller of the
+/// function from crashing it.
 pub fn sanitize_event(mut event: Value) -> Value {
     let Some(object) = event.as_object_mut() else {
         return event;
@@ -411,36 +454,66 @@ pub fn sanitize_event(mut event: Value) -> Value {
             path.insert(0, '/');
         }
     }
-    let valid_host = |value: &Value| {
-        value.as_str().is_some_and(|host| {
-            !host.contains('@')
-                && host
-                    .parse::<axum::http::uri::Authority>()
-                    .is_ok_and(|a| a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()))
-                && url::Url::parse(&format!("https://{host}/")).is_ok()
-        })
+    if let Some(Value::String(query)) = object.get("rawQueryString")
+        && format!("/?{query}")
+            .parse::<axum::http::uri::PathAndQuery>()
+            .is_err()
+    {
+        object.insert("rawQueryString".to_owned(), Value::String(String::new()));
+    }
+    let valid_host = |value: &Value| value.as_str().is_some_and(is_valid_host);
+    let valid_scheme = |value: &Value| {
+        value
+            .as_str()
+            .is_some_and(|scheme| scheme == "https" || scheme == "http")
     };
     for key in ["headers", "multiValueHeaders"] {
         if let Some(Value::Object(headers)) = object.get_mut(key) {
             headers.retain(|name, value| {
-                !name.eq_ignore_ascii_case("host")
-                    || match value {
-                        Value::Array(values) => values.iter().all(valid_host),
-                        other => valid_host(other),
-                    }
+                let valid: &dyn Fn(&Value) -> bool = if name.eq_ignore_ascii_case("host") {
+                    &valid_host
+                } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+                    &valid_scheme
+                } else {
+                    return true;
+                };
+                match value {
+                    Value::Array(values) => values.iter().all(valid),
+                    other => valid(other),
+                }
             });
         }
+    }
+    if let Some(Value::Object(context)) = object.get_mut("requestContext")
+        && context
+            .get("domainName")
+            .is_some_and(|name| !name.is_null() && !valid_host(name))
+    {
+        context.remove("domainName");
     }
     event
 }
 
-/// API Gateway REST APIs deliver `/<stage>/mcp`; the app's routes are stage-free. The stage
+/// Whether lambda_http can build `https://{host}/` from `host` without panicking, and the
+/// request guard can judge it: an authority with a numeric port, no user information.
+fn is_valid_host(host: &str) -> bool {
+    !host.contains('@')
+        && host
+            .parse::<axum::http::uri::Authority>()
+            .is_ok_and(|a| a.port().is_none_or(|p| p.as_str().parse::<u16>().is_ok()))
+        && url::Url::parse(&format!("https://{host}/")).is_ok()
+}
+
+/// API Gateway REST APIs deliver `/<stage>/mcp`, and so does an HTTP API's named stage (its
+/// `rawPath` carries the stage; lambda_http adds it where it is missing); the app's routes are
+/// stage-free. The `$default` stage of an HTTP API and function URLs have no prefix. The stage
 /// comes from the event's own request context, so no configuration can drift from it.
 pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let stage = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
         _ => None,
     };
     let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
