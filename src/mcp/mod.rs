@@ -14,6 +14,7 @@
 pub mod config;
 mod guard;
 mod protocol;
+mod render;
 pub mod tools;
 
 use std::sync::Arc;

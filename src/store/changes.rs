@@ -64,6 +64,11 @@ impl ChangeIndex {
         self.path_ids.get(tree_path).copied()
     }
 
+    /// The tree path with this id.
+    pub(crate) fn path_name(&self, id: u32) -> Option<&str> {
+        self.paths.get(id as usize).map(String::as_str)
+    }
+
     fn intern(&mut self, tree_path: &str) -> u32 {
         if let Some(id) = self.path_ids.get(tree_path) {
             return *id;

@@ -68,6 +68,8 @@ pub enum StoreError {
     UnsupportedRepository { path: PathBuf, reason: String },
     #[error("page '{0}' is not UTF-8 text")]
     NotText(PagePath),
+    #[error("{}", snippet_count_message(page, *count))]
+    SnippetCount { page: PagePath, count: usize },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error("{context}: {source}")]
@@ -76,6 +78,19 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn snippet_count_message(page: &PagePath, count: usize) -> String {
+    match count {
+        0 => format!(
+            "the text to replace does not occur in '{page}'; read the page again and copy the \
+             snippet exactly (whitespace and line breaks included)"
+        ),
+        n => format!(
+            "the text to replace occurs {n} times in '{page}'; include more of the surrounding \
+             text so that it occurs exactly once"
+        ),
+    }
 }
 
 /// Who kept a write waiting until its budget ran out.
@@ -127,7 +142,7 @@ impl StoreError {
             Self::WikiNotFound(_) | Self::PageNotFound(_) | Self::RevisionNotFound(_) => {
                 ErrorKind::NotFound
             }
-            Self::NotAPage { .. } => ErrorKind::InvalidInput,
+            Self::NotAPage { .. } | Self::SnippetCount { .. } => ErrorKind::InvalidInput,
             Self::Conflict { .. } | Self::AlreadyExists { .. } | Self::PathTaken { .. } => {
                 ErrorKind::Conflict
             }

@@ -272,3 +272,120 @@ impl Walk<'_> {
         Ok(Node { parents, differs })
     }
 }
+
+/// Commits older than `since` seen in a row before a walk for recent changes stops: git's
+/// `--since` slop, for clocks that went backwards.
+const SINCE_SLOP: usize = 5;
+
+/// For each file path that a commit at or after `since` (commit time, seconds) changed,
+/// reachable from `tip`: the time of the newest such commit. A commit changed a path when
+/// the path differs from every parent (so a merge counts only for what it resolved itself:
+/// what it brought in, the merged branch's commits changed); a root commit changed every
+/// path it has. The walk goes newest first and stops after [`SINCE_SLOP`] older commits in a
+/// row, as `git log --since` does.
+pub(crate) fn changed_since(
+    objects: &Objects<'_>,
+    index: Option<&ChangeIndex>,
+    tip: Oid,
+    since: i64,
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let time = |id: Oid| -> Result<i64, StoreError> {
+        if let Some(index) = index
+            && let Some(commit) = index.position(id).and_then(|p| index.commit(p))
+        {
+            return Ok(commit.time);
+        }
+        Ok(objects.commit(id)?.committer().when().seconds())
+    };
+    let mut changed = std::collections::HashMap::new();
+    let mut queue = BinaryHeap::new();
+    let mut seen = HashSet::from([tip]);
+    let mut order = 0u64;
+    queue.push(Queued {
+        time: time(tip)?,
+        order: Reverse(order),
+        id: tip,
+    });
+    let mut older_in_a_row = 0;
+    while let Some(Queued { time: when, id, .. }) = queue.pop() {
+        if when < since {
+            older_in_a_row += 1;
+            if older_in_a_row >= SINCE_SLOP {
+                break;
+            }
+            continue;
+        }
+        older_in_a_row = 0;
+        let (parents, paths) = touched(objects, index, id)?;
+        for path in paths {
+            let newest = changed.entry(path).or_insert(when);
+            *newest = (*newest).max(when);
+        }
+        for parent in parents {
+            if seen.insert(parent) {
+                order += 1;
+                queue.push(Queued {
+                    time: time(parent)?,
+                    order: Reverse(order),
+                    id: parent,
+                });
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// A commit's parents, and the file paths it changed (differ from every parent).
+fn touched(
+    objects: &Objects<'_>,
+    index: Option<&ChangeIndex>,
+    id: Oid,
+) -> Result<(Vec<Oid>, Vec<String>), StoreError> {
+    if let Some(index) = index
+        && let Some(commit) = index.position(id).and_then(|p| index.commit(p))
+    {
+        let parents = commit
+            .parents
+            .iter()
+            .filter_map(|p| index.commit(*p).map(|c| c.id))
+            .collect();
+        let mut lists = commit.changed.iter();
+        let mut common: Vec<u32> = lists.next().cloned().unwrap_or_default();
+        for other in lists {
+            common.retain(|path| other.binary_search(path).is_ok());
+        }
+        let paths = common
+            .iter()
+            .filter_map(|path| index.path_name(*path).map(str::to_owned))
+            .collect();
+        return Ok((parents, paths));
+    }
+    let commit = objects.commit(id)?;
+    let tree = commit.tree_id();
+    let parents: Vec<Oid> = commit.parent_ids().collect();
+    drop(commit);
+    let mut common: Option<Vec<String>> = None;
+    let parent_trees: Vec<Option<Oid>> = if parents.is_empty() {
+        vec![None]
+    } else {
+        parents
+            .iter()
+            .map(|p| objects.commit(*p).map(|c| Some(c.tree_id())))
+            .collect::<Result<_, _>>()?
+    };
+    for parent_tree in parent_trees {
+        let paths: Vec<String> =
+            super::page_index::changed_files(objects, parent_tree, Some(tree))?
+                .into_iter()
+                .map(|(path, _)| path)
+                .collect();
+        common = Some(match common {
+            None => paths,
+            Some(mut so_far) => {
+                so_far.retain(|p| paths.contains(p));
+                so_far
+            }
+        });
+    }
+    Ok((parents, common.unwrap_or_default()))
+}

@@ -70,6 +70,8 @@ pub struct MaintenanceReport {
     pub temporary_files_removed: usize,
     /// Live packs after the run.
     pub packs: usize,
+    /// The saved page index (search, links, frontmatter) was brought to the tip and written.
+    pub page_index_saved: bool,
 }
 
 /// One run; the caller holds the maintenance mutex and passes the branch tip.
@@ -372,7 +374,8 @@ fn remove_temporary_files(git_dir: &Path, cutoff: SystemTime) -> io::Result<usiz
             let name = name.to_string_lossy();
             let ours = name.starts_with("tmp_obj_")
                 || name.starts_with("tmp_wikibot_")
-                || name.starts_with("tmp_changed-paths_");
+                || name.starts_with("tmp_changed-paths_")
+                || name.starts_with(super::page_index::TEMPORARY_PREFIX);
             if !ours {
                 continue;
             }

@@ -17,15 +17,22 @@
 //! returns typed results and [`StoreError`]s.
 
 mod changes;
+mod commit;
 mod error;
+pub mod frontmatter;
 mod fs;
 mod history;
+pub mod links;
 mod lock;
 mod maintain;
 mod objects;
 mod open;
+mod operations;
+mod page_index;
 mod path;
+mod queries;
 mod refs;
+pub mod search;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,15 +45,22 @@ use git2::{ErrorCode, ObjectType, Oid, Repository};
 pub use error::{ErrorKind, Holder, StoreError};
 pub use history::HistoryCursor;
 pub use maintain::{MaintainOptions, MaintenanceReport};
+pub use operations::{Change, PageEdit, RenameOutcome};
 pub use path::{
     MAX_COMPONENT_BYTES, MAX_PAGE_PATH_BYTES, MAX_WIKI_NAME_BYTES, PAGE_FILE_SUFFIX, PagePath,
     PagePathError, WikiName, WikiNameError,
 };
+pub use queries::{
+    LINES_PER_HIT, LinkTarget, ListRequest, ListedPage, Listing, Note, Orphans, PageLinks,
+    SearchHit, SearchRequest, SearchResults,
+};
 
 use changes::ChangeIndex;
+use commit::{CommitRequest, FileChange};
 use lock::FileMutex;
-use objects::{Builder, Entry, Lookup, NewObject, Objects, Scratch};
-use refs::{Reflog, ReflogEntry, Swap};
+use objects::{Entry, Lookup, Objects, Scratch};
+use page_index::PageIndex;
+use refs::Reflog;
 
 /// The branch a new wiki is created on. Existing repositories are served on the branch their
 /// `HEAD` names (`git init --bare` makes that `master`).
@@ -392,6 +406,7 @@ impl Store {
             path,
             repos: Mutex::new(Repositories::new(opened)?),
             index: Mutex::new(None),
+            pages: Mutex::new(None),
             config: Arc::clone(&self.config),
         });
         open.insert(name.clone(), Arc::clone(&wiki));
@@ -412,6 +427,9 @@ pub struct Wiki {
     maintenance: FileMutex,
     /// The changed-paths index as last read, and the file it was read from.
     index: Mutex<Option<(Arc<ChangeIndex>, FileStamp)>>,
+    /// The page index (search, links, frontmatter), kept across calls and brought to the tip
+    /// before each answer. Lock order: `repos`, then `pages`.
+    pages: Mutex<Option<PageIndex>>,
     config: Arc<StoreConfig>,
 }
 
@@ -508,209 +526,29 @@ impl Wiki {
     pub fn write(&self, request: &WriteRequest<'_>) -> Result<WriteOutcome, StoreError> {
         let page = request.page;
         let _span = tracing::info_span!("git.commit", wiki = %self.name, page = %page).entered();
-        if request.content.len() > self.config.max_page_bytes {
-            return Err(StoreError::InvalidInput(format!(
-                "page content is {} bytes; the limit is {}",
-                request.content.len(),
-                self.config.max_page_bytes
-            )));
-        }
-        let message = commit_message(request)?;
-        let seconds = request
-            .time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let mut change = Change {
-            request,
+        self.check_size(request.content)?;
+        let message = commit_message(request.message, || format!("Update {page}"))?;
+        let commit = CommitRequest {
+            author: request.author,
             message: &message,
-            seconds,
-            blob_on_disk: false,
+            time: request.time,
         };
-
-        let started = Instant::now();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let holder = match self.try_commit(&mut change) {
-                Ok(Attempt::Done(outcome)) => {
-                    if outcome.changed {
-                        self.maintain_if_due();
-                    }
-                    return Ok(WriteOutcome {
-                        attempts,
-                        ..outcome
-                    });
-                }
-                Ok(Attempt::LostRace) => None,
-                Ok(Attempt::Blocked(holder)) => Some(holder),
-                Err(StoreError::Git(e)) if is_stale_handle(&e) => None,
-                Err(e) => return Err(e),
+        self.commit(&commit, |planner| {
+            let current = planner.slot(page)?;
+            check_expectation(
+                planner.objects(),
+                page,
+                request.expect,
+                planner.tip(),
+                current,
+            )?;
+            let change = FileChange::Put {
+                page: page.clone(),
+                content: request.content.to_owned(),
             };
-            if started.elapsed() >= self.config.write_budget {
-                return Err(StoreError::Busy {
-                    waited: started.elapsed(),
-                    holder: holder.unwrap_or(Holder::LiveWriter),
-                });
-            }
-            let remaining = self.config.write_budget.saturating_sub(started.elapsed());
-            std::thread::sleep(backoff(attempts).min(remaining));
-        }
-    }
-
-    /// One attempt, under the writer mutex: read the tip, check the expectation, build the
-    /// new objects in scratch, persist them, and move the branch. Holding the mutex from the
-    /// tip's read on, no other wikibot writer can move the branch meanwhile: objects are built
-    /// once, on the tip they land on, and only a person's git can make an attempt lose a race.
-    fn try_commit(&self, change: &mut Change<'_, '_>) -> Result<Attempt, StoreError> {
-        let request = change.request;
-        let Some(_writer) = self
-            .writer
-            .try_lock()
-            .map_err(|e| StoreError::io(format!("locking {}", self.writer.path().display()), e))?
-        else {
-            return Ok(Attempt::Blocked(Holder::LiveWriter));
-        };
-        let mut repos = self.fresh_repos()?;
-        let Repositories {
-            disk,
-            branch,
-            reflog,
-            scratch,
-            ..
-        } = &mut *repos;
-        scratch.bound_memory()?;
-        let tip = read_branch(&self.path, branch)?;
-        let (current, root) = {
-            let objects = Objects::new(disk, scratch);
-            let current = match tip {
-                Some(tip) => page_slot(&objects, tip, request.page)?,
-                None => None,
-            };
-            check_expectation(&objects, request, tip, current.map(|e| e.id))?;
-            let root = tip
-                .map(|tip| objects.commit(tip).map(|c| c.tree_id()))
-                .transpose()?;
-            (current, root)
-        };
-
-        let mut builder = Builder::new(scratch);
-        let blob = builder.blob(request.content.as_bytes())?;
-        if let (Some(tip), Some(current)) = (tip, current)
-            && current.id == blob.id
-        {
-            return Ok(Attempt::Done(WriteOutcome {
-                revision: Revision(tip),
-                changed: false,
-                attempts: 0,
-            }));
-        }
-        // An executable page stays executable: only the content changes.
-        let mode = current.map_or(i32::from(git2::FileMode::Blob), |e| e.mode);
-        let tree_path = request.page.tree_path();
-        let mut components: Vec<&str> = tree_path.split('/').collect();
-        let file = components.pop().unwrap_or_default();
-        let entry = Entry { id: blob.id, mode };
-        let trees = builder.trees_with_file(disk, root, &components, file, entry)?;
-        let root_tree = trees
-            .first()
-            .map(|t| t.id)
-            .ok_or_else(|| StoreError::Git(git2::Error::from_str("no tree was built")))?;
-        let commit = builder.commit(
-            root_tree,
-            tip,
-            request.author,
-            change.seconds,
-            change.message,
-        )?;
-
-        let mut new_objects: Vec<&NewObject> = trees.iter().chain([&commit]).collect();
-        if !change.blob_on_disk {
-            new_objects.push(&blob);
-        }
-        let taken = self.persist_and_lock(branch, commit.id, &new_objects)?;
-        change.blob_on_disk = true;
-        let held = match taken {
-            refs::Taken::Held(held) => held,
-            refs::Taken::Foreign { age } => {
-                return Ok(Attempt::Blocked(Holder::ForeignLock {
-                    lock: format!("{branch}.lock"),
-                    age,
-                    stale_after: self.config.stale_lock_after,
-                }));
-            }
-        };
-
-        let who = format!("{} <{}>", request.author.name(), request.author.email());
-        let subject = change.message.lines().next().unwrap_or_default();
-        let log_message = match tip {
-            Some(_) => format!("commit: {subject}"),
-            None => format!("commit (initial): {subject}"),
-        };
-        let entry = ReflogEntry {
-            who: &who,
-            seconds: change.seconds,
-            message: &log_message,
-        };
-        let swap = held
-            .commit(&self.path, branch, tip, commit.id, (reflog, &entry))
-            .map_err(|e| StoreError::io(format!("updating {branch}"), e))?;
-        let done = Attempt::Done(WriteOutcome {
-            revision: Revision(commit.id),
-            changed: true,
-            attempts: 0,
-        });
-        Ok(match swap {
-            Swap::Done => done,
-            // Someone renamed our lock file into place early, or removed it: the branch says
-            // whether our commit is on it.
-            Swap::Moved(Some(now)) | Swap::Vanished(Some(now))
-                if now == commit.id || disk.graph_descendant_of(now, commit.id)? =>
-            {
-                done
-            }
-            Swap::Moved(_) | Swap::Vanished(_) => Attempt::LostRace,
+            Ok((vec![change], ()))
         })
-    }
-
-    /// Writes the new objects and takes git's lock on the branch (holding the new commit), at
-    /// once when the store writes in parallel: both are round trips, and nothing reads the
-    /// lock's content before the objects are written (docs/decisions/0003-ref-updates.md).
-    fn persist_and_lock(
-        &self,
-        branch: &str,
-        commit: Oid,
-        new_objects: &[&NewObject],
-    ) -> Result<refs::Taken, StoreError> {
-        let objects_dir = self.path.join("objects");
-        let lock = || {
-            refs::lock(&self.path, branch, commit, self.config.stale_lock_after)
-                .map_err(|e| StoreError::io(format!("locking {branch}"), e))
-        };
-        let (persisted, taken) = if self.config.parallel_object_writes {
-            std::thread::scope(|scope| {
-                let locking = scope.spawn(lock);
-                let persisted = objects::persist_all(&objects_dir, new_objects, true);
-                let taken = locking.join().unwrap_or_else(|_| {
-                    Err(StoreError::io(
-                        format!("locking {branch}"),
-                        std::io::Error::other("the locking thread panicked"),
-                    ))
-                });
-                (persisted, taken)
-            })
-        } else {
-            let persisted = objects::persist_all(&objects_dir, new_objects, false);
-            (persisted, lock())
-        };
-        match (persisted, taken) {
-            (Ok(()), taken) => taken,
-            (Err(e), Ok(refs::Taken::Held(held))) => {
-                held.release()
-                    .map_err(|e| StoreError::io(format!("unlocking {branch}"), e))?;
-                Err(e)
-            }
-            (Err(e), _) => Err(e),
-        }
+        .map(|(outcome, ())| outcome)
     }
 
     /// Newest-first commits of the whole wiki, or of one page, exactly as `git log` and
@@ -814,9 +652,13 @@ impl Wiki {
                 ..MaintenanceReport::default()
             });
         };
-        let repos = self.fresh_repos()?;
-        let tip = self.tip(&repos)?;
-        maintain::run(&self.path, &repos.disk, tip, &self.config.maintenance)
+        let mut report = {
+            let repos = self.fresh_repos()?;
+            let tip = self.tip(&repos)?;
+            maintain::run(&self.path, &repos.disk, tip, &self.config.maintenance)?
+        };
+        report.page_index_saved = self.save_page_index()?;
+        Ok(report)
     }
 
     /// After a write: now and then, estimate the loose objects as git's `gc --auto` does (the
@@ -931,29 +773,16 @@ fn read_branch(git_dir: &Path, branch: &str) -> Result<Option<Oid>, StoreError> 
     refs::read(git_dir, branch).map_err(|e| StoreError::io(format!("reading {branch}"), e))
 }
 
-/// A write in progress, carried across attempts.
-struct Change<'r, 'a> {
-    request: &'r WriteRequest<'a>,
-    message: &'r str,
-    seconds: i64,
-    /// The blob is content-addressed: once persisted, later attempts reuse it.
-    blob_on_disk: bool,
-}
-
-enum Attempt {
-    Done(WriteOutcome),
-    LostRace,
-    Blocked(Holder),
-}
-
+/// Whether `page` (whose entry at `tip` is `current`) is as `expect` requires.
 fn check_expectation(
     objects: &Objects<'_>,
-    request: &WriteRequest<'_>,
+    page: &PagePath,
+    expect: Expect,
     tip: Option<Oid>,
-    current: Option<Oid>,
+    current: Option<Entry>,
 ) -> Result<(), StoreError> {
-    let page = request.page;
-    match request.expect {
+    let current = current.map(|e| e.id);
+    match expect {
         Expect::Anything => Ok(()),
         Expect::Absent => match (tip, current) {
             (Some(tip), Some(_)) => Err(StoreError::AlreadyExists {
@@ -989,9 +818,10 @@ fn check_expectation(
     }
 }
 
-fn commit_message(request: &WriteRequest<'_>) -> Result<String, StoreError> {
+/// A commit message: trimmed, bounded, without NUL; `default()` when empty.
+fn commit_message(raw: &str, default: impl FnOnce() -> String) -> Result<String, StoreError> {
     const MAX_MESSAGE_BYTES: usize = 8 * 1024;
-    let message = request.message.trim();
+    let message = raw.trim();
     if message.len() > MAX_MESSAGE_BYTES {
         return Err(StoreError::InvalidInput(format!(
             "commit message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
@@ -1004,7 +834,7 @@ fn commit_message(request: &WriteRequest<'_>) -> Result<String, StoreError> {
         ));
     }
     Ok(if message.is_empty() {
-        format!("Update {}", request.page)
+        default()
     } else {
         message.to_owned()
     })

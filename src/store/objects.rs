@@ -149,6 +149,9 @@ pub(crate) enum Lookup {
     BlockedBy(String),
 }
 
+/// A path (components) below a tree, and the entry to put there (`None`: remove it).
+type TreeEdit<'a> = (&'a [&'a str], Option<Entry>);
+
 /// Builds new objects in the scratch database.
 pub(crate) struct Builder<'s> {
     scratch: &'s mut Scratch,
@@ -166,6 +169,7 @@ impl<'s> Builder<'s> {
     /// Writes the trees of `root` with the blob at `dirs/file`, and returns them, the new root
     /// first. Objects under `root` are looked up with `disk` as the fallback. The caller has
     /// checked (with [`Objects::entry`]) that no leading component is a file.
+    #[cfg(test)]
     pub(crate) fn trees_with_file(
         &mut self,
         disk: &Repository,
@@ -174,39 +178,95 @@ impl<'s> Builder<'s> {
         file: &str,
         blob: Entry,
     ) -> Result<Vec<NewObject>, git2::Error> {
-        let mut new_trees = Vec::with_capacity(dirs.len() + 1);
-        self.put(disk, root, dirs, file, blob, &mut new_trees)?;
+        let mut path = dirs.to_vec();
+        path.push(file);
+        self.trees_with_changes(disk, root, &[(path, Some(blob))])
+    }
+
+    /// Writes the trees of `root` with each change applied (a path's components, and the
+    /// entry to put there or `None` to remove what is there), and returns them, the new root
+    /// first (always written, empty if nothing is left). Directories left empty disappear, as
+    /// git has no empty directories. The caller has checked that no leading component of a
+    /// path it puts is a file, and that paths are distinct.
+    pub(crate) fn trees_with_changes(
+        &mut self,
+        disk: &Repository,
+        root: Option<Oid>,
+        changes: &[(Vec<&str>, Option<Entry>)],
+    ) -> Result<Vec<NewObject>, git2::Error> {
+        let edits: Vec<TreeEdit<'_>> = changes
+            .iter()
+            .map(|(path, entry)| (path.as_slice(), *entry))
+            .collect();
+        let mut new_trees = Vec::new();
+        if self.apply(disk, root, &edits, &mut new_trees)?.is_none() {
+            // Everything was removed: the root is the empty tree.
+            let id = self.scratch.repo.treebuilder(None)?.write()?;
+            new_trees.push(NewObject {
+                id,
+                kind: ObjectType::Tree,
+                data: Vec::new(),
+            });
+        }
         new_trees.reverse();
         Ok(new_trees)
     }
 
-    fn put(
+    /// Applies `edits` (paths relative to `base`) and writes the changed tree; `None` when it
+    /// ends up empty (it is then not written). Subtrees are pushed before their parent.
+    fn apply(
         &mut self,
         disk: &Repository,
         base: Option<Oid>,
-        dirs: &[&str],
-        file: &str,
-        blob: Entry,
+        edits: &[TreeEdit<'_>],
         new_trees: &mut Vec<NewObject>,
-    ) -> Result<Oid, git2::Error> {
-        let subtree = match dirs.split_first() {
-            None => None,
-            Some((dir, rest)) => {
-                let sub_base = match base {
-                    Some(base) => self.directory(disk, base, dir)?,
-                    None => None,
-                };
-                Some((*dir, self.put(disk, sub_base, rest, file, blob, new_trees)?))
+    ) -> Result<Option<Oid>, git2::Error> {
+        // Group the edits below this tree by their first directory, keeping the order.
+        let mut files: Vec<(&str, Option<Entry>)> = Vec::new();
+        let mut dirs: Vec<(&str, Vec<TreeEdit<'_>>)> = Vec::new();
+        for (path, entry) in edits {
+            match path.split_first() {
+                None => {}
+                Some((name, [])) => files.push((name, *entry)),
+                Some((dir, rest)) => match dirs.iter_mut().find(|(d, _)| d == dir) {
+                    Some((_, below)) => below.push((rest, *entry)),
+                    None => dirs.push((dir, vec![(rest, *entry)])),
+                },
             }
-        };
+        }
+        let mut subtrees = Vec::with_capacity(dirs.len());
+        for (dir, below) in &dirs {
+            let sub_base = match base {
+                Some(base) => self.directory(disk, base, dir)?,
+                None => None,
+            };
+            subtrees.push((*dir, self.apply(disk, sub_base, below, new_trees)?));
+        }
         let (id, data) = {
             let objects = Objects::new(disk, self.scratch);
             let base_tree = base.map(|id| objects.tree(id)).transpose()?;
             let mut builder = self.scratch.repo.treebuilder(base_tree.as_ref())?;
-            match subtree {
-                None => builder.insert(file, blob.id, blob.mode)?,
-                Some((dir, id)) => builder.insert(dir, id, FileMode::Tree.into())?,
-            };
+            for (name, entry) in files {
+                match entry {
+                    Some(entry) => {
+                        builder.insert(name, entry.id, entry.mode)?;
+                    }
+                    None if builder.get(name)?.is_some() => builder.remove(name)?,
+                    None => {}
+                }
+            }
+            for (dir, subtree) in subtrees {
+                match subtree {
+                    Some(id) => {
+                        builder.insert(dir, id, FileMode::Tree.into())?;
+                    }
+                    None if builder.get(dir)?.is_some() => builder.remove(dir)?,
+                    None => {}
+                }
+            }
+            if builder.is_empty() {
+                return Ok(None);
+            }
             let id = builder.write()?;
             (id, self.scratch.repo.odb()?.read(id)?.data().to_vec())
         };
@@ -216,7 +276,7 @@ impl<'s> Builder<'s> {
             kind: ObjectType::Tree,
             data,
         });
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// The subtree `name` of tree `parent`; an error if `name` is a file.

@@ -3,6 +3,7 @@
 Usage:
     python mcp_client.py URL static TOKEN
     python mcp_client.py URL oauth
+    python mcp_client.py URL tools TOKEN
 
 It connects over Streamable HTTP, lists the tools, calls `echo`, writes a note and reads
 it back, and prints one JSON line describing what happened. In `oauth` mode the SDK runs
@@ -10,6 +11,9 @@ the whole OAuth 2.1 flow itself: protected-resource metadata from the 401, autho
 server metadata, dynamic client registration, authorization code with PKCE S256 and the
 `resource` parameter, token exchange. The authorization step is headless: the redirect
 handler fetches the authorization URL and takes the code from the redirect it gets back.
+In `tools` mode (static token) it drives the wiki tools instead: writes linked pages with
+frontmatter, searches, follows links, edits a snippet and renames a page with its links
+rewritten, and reports what it saw.
 Any failed expectation exits with status 1 and a message on stderr.
 """
 
@@ -86,8 +90,56 @@ def expect(condition: bool, message: str) -> None:
         sys.exit(1)
 
 
+def text_of(result) -> str:
+    return result.content[0].text if result.content else ""
+
+
+async def wiki_tools(client: Client) -> dict:
+    """Drives the wiki tools the way an assistant would; returns what it saw."""
+
+    async def call(name: str, args: dict, ok: bool = True) -> str:
+        result = await client.call_tool(name, args)
+        expect(result.is_error != ok, f"{name} {args}: {text_of(result)}")
+        return text_of(result)
+
+    def revision(text: str) -> str:
+        return text.split()[-1]
+
+    await call("write_note", {"path": "SDK/Home", "content": "---\ncategory: Hub\ntags: [sdk]\n---\nStart at [[SDK/Guide]].\n"})
+    await call("write_note", {"path": "SDK/Guide", "content": "The guide: cold starts matter.\nWarm ones less.\n"})
+    search = await call("search_notes", {"query": '"cold starts"'})
+    links = await call("get_links", {"path": "SDK/Guide"})
+    listing = await call("list_notes", {"category": "hub"})
+    read = await call("read_note", {"path": "SDK/Guide"})
+    rev = next(line.split(": ", 1)[1] for line in read.splitlines() if line.startswith("Revision: "))
+    twice = await call("edit_note", {"path": "SDK/Guide", "old_string": "ones", "new_string": "x"}, ok=True)
+    duplicate = await call("edit_note", {"path": "SDK/Guide", "old_string": "s", "new_string": "x"}, ok=False)
+    read = await call("read_note", {"path": "SDK/Guide"})
+    rev = next(line.split(": ", 1)[1] for line in read.splitlines() if line.startswith("Revision: "))
+    renamed = await call("rename_note", {"path": "SDK/Guide", "new_path": "SDK/Manual", "revision": rev})
+    home = await call("read_note", {"path": "SDK/Home"})
+    return {
+        "search": search,
+        "links": links,
+        "listing": listing,
+        "edit": twice,
+        "duplicate": duplicate,
+        "renamed": renamed,
+        "home": home,
+    }
+
+
 async def main() -> None:
     url, mode = sys.argv[1], sys.argv[2]
+    if mode == "tools":
+        headers = {"Authorization": f"Bearer {sys.argv[3]}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=60.0)) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                tools = sorted(tool.name for tool in (await client.list_tools()).tools)
+                report = await wiki_tools(client)
+                report["tools"] = tools
+                print(json.dumps(report))
+        return
     timeout = httpx2.Timeout(30.0, read=60.0)
     storage = MemoryTokenStorage()
     if mode == "static":
