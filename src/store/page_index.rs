@@ -9,7 +9,7 @@
 //! the tip's tree (git trees are content-addressed, so the diff is exact whoever made the
 //! commits: wikibot, `git push`, a rebase), or by rebuilding from the tip's tree when the old
 //! tree is gone. A wikibot commit moves the in-memory index along from the changes in hand.
-//! Why this never answers from a stale state: `docs/decisions/0005-page-index.md`.
+//! Why this never answers from a stale state: `docs/decisions/0006-page-index.md`.
 //!
 //! It is derived data, kept in memory across warm invocations and saved to
 //! `<git dir>/wikibot/page-index` (written whole under a temporary name and renamed, so a
