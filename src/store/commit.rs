@@ -18,7 +18,7 @@ use git2::Oid;
 
 use super::objects::{self, Builder, Entry, NewObject, Objects};
 use super::page_index::PageIndex;
-use super::refs::{self, ReflogEntry, Swap};
+use super::refs::{self, Confirmed, ConfirmedLock, ReflogEntry, Swap};
 use super::{
     Author, Holder, PagePath, Repositories, Revision, StoreError, Wiki, WriteOutcome, backoff,
     is_stale_handle, lock_ignoring_poison, page_entry, page_slot, read_branch,
@@ -289,11 +289,26 @@ impl Wiki {
             .chain([&commit])
             .chain(blobs.iter().filter(|b| !persisted.contains(&b.id)))
             .collect();
-        let taken = self.persist_and_lock(branch, commit.id, &new_objects)?;
+        let locked = self.persist_and_lock(branch, tip, commit.id, &new_objects)?;
         persisted.extend(blobs.iter().map(|b| b.id));
-        let held = match taken {
-            refs::Taken::Held(held) => held,
-            refs::Taken::Foreign { age } => {
+        let swap = match locked {
+            Locked::Held(held) => {
+                let who = format!("{} <{}>", request.author.name(), request.author.email());
+                let subject = request.message.lines().next().unwrap_or_default();
+                let log_message = match tip {
+                    Some(_) => format!("commit: {subject}"),
+                    None => format!("commit (initial): {subject}"),
+                };
+                let entry = ReflogEntry {
+                    who: &who,
+                    seconds,
+                    message: &log_message,
+                };
+                held.commit(&self.path, branch, tip, commit.id, (reflog, &entry))
+                    .map_err(|e| StoreError::io(format!("updating {branch}"), e))?
+            }
+            Locked::Moved(now) => Swap::Moved(now),
+            Locked::Foreign { age } => {
                 return Ok(Attempt::Blocked(Holder::ForeignLock {
                     lock: format!("{branch}.lock"),
                     age,
@@ -301,21 +316,6 @@ impl Wiki {
                 }));
             }
         };
-
-        let who = format!("{} <{}>", request.author.name(), request.author.email());
-        let subject = request.message.lines().next().unwrap_or_default();
-        let log_message = match tip {
-            Some(_) => format!("commit: {subject}"),
-            None => format!("commit (initial): {subject}"),
-        };
-        let entry = ReflogEntry {
-            who: &who,
-            seconds,
-            message: &log_message,
-        };
-        let swap = held
-            .commit(&self.path, branch, tip, commit.id, (reflog, &entry))
-            .map_err(|e| StoreError::io(format!("updating {branch}"), e))?;
         let on_branch = match swap {
             Swap::Done => true,
             // Someone renamed our lock file into place early, or removed it: the branch says
@@ -376,39 +376,50 @@ impl Wiki {
         Ok(())
     }
 
-    /// Writes the new objects and takes git's lock on the branch (holding the new commit), at
-    /// once when the store writes in parallel: both are round trips, and nothing reads the
-    /// lock's content before the objects are written (docs/decisions/0003-ref-updates.md).
+    /// Writes the new objects, and takes git's lock on the branch (holding the new commit) and
+    /// confirms the branch is still at `tip`, at once when the store writes in parallel: all
+    /// are round trips, and nothing reads the lock's content before the objects are written
+    /// (docs/decisions/0003-ref-updates.md).
     fn persist_and_lock(
         &self,
         branch: &str,
+        tip: Option<Oid>,
         commit: Oid,
         new_objects: &[&NewObject],
-    ) -> Result<refs::Taken, StoreError> {
+    ) -> Result<Locked, StoreError> {
         let objects_dir = self.path.join("objects");
-        let lock = || {
-            refs::lock(&self.path, branch, commit, self.config.stale_lock_after)
-                .map_err(|e| StoreError::io(format!("locking {branch}"), e))
+        let lock = || -> Result<Locked, StoreError> {
+            let locking = |e| StoreError::io(format!("locking {branch}"), e);
+            let taken = refs::lock(&self.path, branch, commit, self.config.stale_lock_after)
+                .map_err(locking)?;
+            Ok(match taken {
+                refs::Taken::Held(held) => match held.confirm(&self.path, branch, tip) {
+                    Ok(Confirmed::Held(held)) => Locked::Held(held),
+                    Ok(Confirmed::Moved(now)) => Locked::Moved(now),
+                    Err(e) => return Err(StoreError::io(format!("reading {branch}"), e)),
+                },
+                refs::Taken::Foreign { age } => Locked::Foreign { age },
+            })
         };
-        let (persisted, taken) = if self.config.parallel_object_writes {
+        let (persisted, locked) = if self.config.parallel_object_writes {
             std::thread::scope(|scope| {
                 let locking = scope.spawn(lock);
                 let persisted = objects::persist_all(&objects_dir, new_objects, true);
-                let taken = locking.join().unwrap_or_else(|_| {
+                let locked = locking.join().unwrap_or_else(|_| {
                     Err(StoreError::io(
                         format!("locking {branch}"),
                         std::io::Error::other("the locking thread panicked"),
                     ))
                 });
-                (persisted, taken)
+                (persisted, locked)
             })
         } else {
             let persisted = objects::persist_all(&objects_dir, new_objects, false);
             (persisted, lock())
         };
-        match (persisted, taken) {
-            (Ok(()), taken) => taken,
-            (Err(e), Ok(refs::Taken::Held(held))) => {
+        match (persisted, locked) {
+            (Ok(()), locked) => locked,
+            (Err(e), Ok(Locked::Held(held))) => {
                 held.release()
                     .map_err(|e| StoreError::io(format!("unlocking {branch}"), e))?;
                 Err(e)
@@ -416,6 +427,16 @@ impl Wiki {
             (Err(e), _) => Err(e),
         }
     }
+}
+
+/// How taking git's lock on the branch, and confirming the branch under it, ended.
+enum Locked {
+    /// Ours, with the branch still at the tip the commit was built on.
+    Held(ConfirmedLock),
+    /// The branch had moved (to this); the lock was given up.
+    Moved(Option<Oid>),
+    /// Another program holds the lock.
+    Foreign { age: std::time::Duration },
 }
 
 /// A plan may change each page once.

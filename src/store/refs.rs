@@ -30,8 +30,8 @@ const OUR_LOCK_MODE: u32 = 0o444;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Swap {
     Done,
-    /// The ref no longer has the expected value (it has this one); nothing was changed by
-    /// this call, though someone may have published our lock file early.
+    /// The ref no longer had the expected value once locked (it had this one); nothing was
+    /// changed by us, though someone may have published our lock file early.
     Moved(Option<Oid>),
     /// Our lock file vanished before the rename: someone else's late rename may have published
     /// it. The ref's value now is carried so the caller can tell whether our commit landed.
@@ -137,8 +137,8 @@ pub(crate) enum Taken {
     },
 }
 
-/// Takes git's lock on ref `name`, the lock file holding `new`, the value [`RefLock::commit`]
-/// will give the ref. The caller holds the writer mutex. A lock file left by a dead wikibot
+/// Takes git's lock on ref `name`, the lock file holding `new`, the value
+/// [`ConfirmedLock::commit`] will give the ref. The caller holds the writer mutex. A lock file left by a dead wikibot
 /// writer is removed; one of another program's is removed only once it is older than
 /// `stale_after`.
 pub(crate) fn lock(
@@ -191,19 +191,18 @@ pub(crate) fn lock(
 }
 
 impl RefLock {
-    /// Points the ref at `new` (what the lock file holds) if it still points at `expected`
-    /// (`None`: must not exist): checks the ref, appends the reflog line if git's rules ask
-    /// for one, and renames the lock over the ref.
-    pub(crate) fn commit(
+    /// Confirms that the ref still points at `expected` (`None`: must not exist), now that
+    /// git's lock keeps everyone else's updates out. If it moved, the lock is given up and
+    /// the ref's value is returned: only a person's git can have moved it, or a late rename
+    /// can have published our lock file early, which the caller tells apart.
+    pub(crate) fn confirm(
         self,
         git_dir: &Path,
         name: &str,
         expected: Option<Oid>,
-        new: Oid,
-        reflog: (&Reflog, &ReflogEntry<'_>),
-    ) -> io::Result<Swap> {
+    ) -> io::Result<Confirmed> {
         let Self { lock } = self;
-        // From here the lock is ours: every path below releases it or renames it into place.
+        // From here the lock is ours: every path below releases it or hands it on.
         let current = match read(git_dir, name) {
             Ok(current) => current,
             Err(e) => {
@@ -213,8 +212,38 @@ impl RefLock {
         };
         if current != expected {
             remove_if_present(&lock)?;
-            return Ok(Swap::Moved(current));
+            return Ok(Confirmed::Moved(current));
         }
+        Ok(Confirmed::Held(ConfirmedLock { lock }))
+    }
+}
+
+/// What confirming a ref lock found.
+pub(crate) enum Confirmed {
+    /// The ref is as expected and the lock is still ours.
+    Held(ConfirmedLock),
+    /// The ref points elsewhere (or nowhere); the lock was given up.
+    Moved(Option<Oid>),
+}
+
+/// git's lock on a ref whose value was checked after the lock was taken.
+pub(crate) struct ConfirmedLock {
+    lock: PathBuf,
+}
+
+impl ConfirmedLock {
+    /// Points the ref at `new` (what the lock file holds), its value having been confirmed to
+    /// be `expected`: appends the reflog line if git's rules ask for one, and renames the
+    /// lock over the ref.
+    pub(crate) fn commit(
+        self,
+        git_dir: &Path,
+        name: &str,
+        expected: Option<Oid>,
+        new: Oid,
+        reflog: (&Reflog, &ReflogEntry<'_>),
+    ) -> io::Result<Swap> {
+        let Self { lock } = self;
         let (log, entry) = reflog;
         if let Err(e) = log.write(expected, new, entry) {
             // git refuses a ref update whose reflog it cannot write; so do we.
@@ -375,10 +404,12 @@ mod tests {
             message,
         };
         match lock(dir, MAIN, new, STALE).unwrap() {
-            Taken::Held(held) => Some(
-                held.commit(dir, MAIN, expected, new, (log, &entry))
+            Taken::Held(held) => Some(match held.confirm(dir, MAIN, expected).unwrap() {
+                Confirmed::Held(held) => held
+                    .commit(dir, MAIN, expected, new, (log, &entry))
                     .unwrap(),
-            ),
+                Confirmed::Moved(now) => Swap::Moved(now),
+            }),
             Taken::Foreign { .. } => None,
         }
     }
@@ -432,20 +463,44 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_renamed_early_by_someone_else_counts_as_landed_only_if_it_did() {
-        let dir = git_dir();
-        swap(dir.path(), None, oid(1));
-        let Taken::Held(held) = lock(dir.path(), MAIN, oid(2), STALE).unwrap() else {
-            panic!("free")
-        };
-        // A late rename of a dead writer's, reaching the server now, takes our lock file.
-        let lock_path = dir.path().join("refs/heads/main.lock");
-        std::fs::rename(&lock_path, dir.path().join(MAIN)).unwrap();
+    fn a_lock_renamed_early_by_someone_else_is_reported_with_where_the_ref_went() {
         let entry = ReflogEntry {
             who: "Ada <ada@example.com>",
             seconds: 1,
             message: "m",
         };
+        let take = |dir: &Path| {
+            let Taken::Held(held) = lock(dir, MAIN, oid(2), STALE).unwrap() else {
+                panic!("free")
+            };
+            held
+        };
+        // A late rename of a dead writer's, reaching the server now, takes our lock file.
+        let late_rename = |dir: &Path| {
+            std::fs::rename(dir.join("refs/heads/main.lock"), dir.join(MAIN)).unwrap();
+        };
+
+        // Before we confirm the branch: the check finds it at our commit.
+        let dir = git_dir();
+        swap(dir.path(), None, oid(1));
+        let held = take(dir.path());
+        late_rename(dir.path());
+        assert!(matches!(
+            held.confirm(dir.path(), MAIN, Some(oid(1))).unwrap(),
+            Confirmed::Moved(Some(moved)) if moved == oid(2)
+        ));
+        assert!(!dir.path().join("refs/heads/main.lock").exists());
+
+        // After we confirmed it: our rename finds the lock gone and says where the ref is.
+        let dir = git_dir();
+        swap(dir.path(), None, oid(1));
+        let Confirmed::Held(held) = take(dir.path())
+            .confirm(dir.path(), MAIN, Some(oid(1)))
+            .unwrap()
+        else {
+            panic!("the branch is where we left it")
+        };
+        late_rename(dir.path());
         let swap = held
             .commit(
                 dir.path(),
@@ -455,13 +510,27 @@ mod tests {
                 (&Reflog::default(), &entry),
             )
             .unwrap();
-        assert_eq!(
-            swap,
-            Swap::Moved(Some(oid(2))),
-            "the ref moved, to our commit"
-        );
+        assert_eq!(swap, Swap::Vanished(Some(oid(2))));
         assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
-        assert!(!lock_path.exists());
+    }
+
+    #[test]
+    fn a_lock_taken_on_a_moved_branch_is_given_up() {
+        let dir = git_dir();
+        swap(dir.path(), None, oid(1));
+        let Taken::Held(held) = lock(dir.path(), MAIN, oid(3), STALE).unwrap() else {
+            panic!("free")
+        };
+        // We built on oid(9), but the branch is at oid(1) (a person's git moved it).
+        assert!(matches!(
+            held.confirm(dir.path(), MAIN, Some(oid(9))).unwrap(),
+            Confirmed::Moved(Some(now)) if now == oid(1)
+        ));
+        assert!(
+            !dir.path().join("refs/heads/main.lock").exists(),
+            "released"
+        );
+        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)), "untouched");
     }
 
     #[test]
