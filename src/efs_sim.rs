@@ -38,7 +38,9 @@
 //!
 //! Caching: the kernel caches entries and attributes for the TTLs given here (the `nfs`
 //! preset: 3 s for files, 30 s for directories and negative lookups, page cache kept across
-//! opens; `none`: nothing cached). Changes made to the backing directory behind the mount's
+//! opens, and listings that carry each entry's attributes (READDIRPLUS), which the kernel
+//! keeps as looked-up names, as the NFS client primes its dcache from READDIR; `none`:
+//! nothing cached). Changes made to the backing directory behind the mount's
 //! back are seen only when those expire, as another NFS client's would be.
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,8 +58,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 /// Which FUSE requests stand for an NFS round trip, as `--model` names it.
@@ -997,6 +999,9 @@ impl Filesystem for PassThrough {
         if self.cache == CachePreset::Nfs {
             // Drop cached pages when a refreshed mtime or size says the file changed.
             wanted |= InitFlags::FUSE_AUTO_INVAL_DATA;
+            // Listings carry each entry's attributes and prime the kernel's name cache, as
+            // the NFS client's READDIR (with attributes) primes its dcache.
+            wanted |= InitFlags::FUSE_DO_READDIRPLUS;
         }
         let supported = config.capabilities();
         config
@@ -1422,6 +1427,63 @@ impl Filesystem for PassThrough {
             if reply.add(INodeNo(item.ino), index as u64 + 1, item.kind, &item.name) {
                 break;
             }
+        }
+        reply.ok();
+    }
+
+    /// A listing with each entry's attributes (the `nfs` cache preset): one round trip per
+    /// request, like `readdir`, and each entry (but `.` and `..`) counts as a lookup the
+    /// kernel will later forget, as a `lookup` reply does.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let items = match lock(&self.handles).get(&fh.0) {
+            Some(Handle::Dir(items)) => Some(items.clone()),
+            _ => None,
+        };
+        self.charge(_req, Op::Readdir, Settles::Nothing);
+        let (Some(items), Ok(dir)) = (items, self.node_fd(ino)) else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (index, item) in items.iter().enumerate().skip(start) {
+            let next = index as u64 + 1;
+            if item.name == "." || item.name == ".." {
+                // The kernel takes no reference for these: no attributes, no lookup.
+                let mut bare = attr(item.ino, &empty_stat());
+                bare.kind = item.kind;
+                if reply.add(
+                    INodeNo(item.ino),
+                    next,
+                    &item.name,
+                    &Duration::ZERO,
+                    &bare,
+                    Generation(0),
+                ) {
+                    break;
+                }
+                continue;
+            }
+            let Ok(name) = c_name(&item.name) else {
+                continue;
+            };
+            // Gone since the listing was taken: left out, as a fresh listing would.
+            let Ok(found) = self.entry(dir.as_fd(), &name) else {
+                continue;
+            };
+            let ttl = self.ttl(found.kind);
+            if reply.add(found.ino, next, &item.name, &ttl, &found, Generation(0)) {
+                // Did not fit: the kernel never sees it, so it will never forget it.
+                lock(&self.nodes).forget(found.ino.0, 1);
+                break;
+            }
+            self.granted(found.ino.0, ttl);
         }
         reply.ok();
     }

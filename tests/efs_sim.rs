@@ -460,3 +460,81 @@ fn refuses_a_mount_point_that_is_not_empty_or_inside_the_backing_directory() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--mount"));
     assert_eq!(fs::read_to_string(mount.join("precious")).unwrap(), "data");
 }
+
+/// Lookups the simulator charged, once it has stopped.
+fn lookups(report: &Report) -> u64 {
+    report.stats["ops"]["lookup"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_listing_tells_the_kernel_its_entries_as_an_nfs_readdir_does() {
+    const DIRS: usize = 40;
+    let stat_all = |m: &Mount| {
+        for n in 0..DIRS {
+            fs::metadata(m.m(&format!("objects/{n:02x}"))).unwrap();
+        }
+    };
+    let mut charged = Vec::new();
+    for list_first in [true, false] {
+        let Some(m) = Mount::start("readdirplus", &["--delay-ms", "0"]) else {
+            return;
+        };
+        for n in 0..DIRS {
+            fs::create_dir_all(m.b(&format!("objects/{n:02x}"))).unwrap();
+        }
+        if list_first {
+            assert_eq!(fs::read_dir(m.m("objects")).unwrap().count(), DIRS);
+        }
+        stat_all(&m);
+        charged.push(lookups(&m.stop()));
+    }
+    let (listed, unlisted) = (charged[0], charged[1]);
+    // Only `objects` itself is looked up after a listing (and the last lookup of a run
+    // goes uncharged); without one, every directory is.
+    assert!(listed <= 2, "lookups after a listing: {listed}");
+    assert!(
+        unlisted >= DIRS as u64 - 1,
+        "lookups without one: {unlisted}"
+    );
+}
+
+#[test]
+fn writes_find_the_object_directories_without_a_lookup_each() {
+    use wikibot::store::{Store, StoreConfig, WikiName};
+    const WRITES: usize = 40;
+    let mut charged = Vec::new();
+    for parallel in [true, false] {
+        let Some(m) = Mount::start("object-directories", &["--delay-ms", "0"]) else {
+            return;
+        };
+        let mut config = StoreConfig::new(&m.mount);
+        config.parallel_object_writes = parallel;
+        let store = Store::new(config);
+        let name = WikiName::parse("w").unwrap();
+        let (wiki, _) = store.init(&name).unwrap();
+        // Every fan-out directory exists, made behind the mount's back as another client
+        // would have: the kernel knows none of them yet.
+        for n in 0..=255u8 {
+            fs::create_dir_all(m.b(&format!("w.git/objects/{n:02x}"))).unwrap();
+        }
+        let author = wikibot::bench::bench_author();
+        wikibot::bench::bench_write(&wiki, &author, 0, WRITES).unwrap();
+        // The first write started the listing in the background; nothing waits for it.
+        std::thread::sleep(Duration::from_millis(500));
+        for n in 1..=WRITES {
+            wikibot::bench::bench_write(&wiki, &author, n, WRITES).unwrap();
+        }
+        drop((wiki, store));
+        charged.push(lookups(&m.stop()));
+    }
+    let (listing, not_listing) = (charged[0], charged[1]);
+    // Each write makes a blob, a tree or more and a commit, in random fan-out directories.
+    assert!(
+        not_listing >= WRITES as u64,
+        "lookups without the listing: {not_listing}"
+    );
+    assert!(
+        listing * 4 <= not_listing,
+        "lookups with the listing: {listing}, without: {not_listing}"
+    );
+}

@@ -24,6 +24,10 @@ use super::{
     is_stale_handle, lock_ignoring_poison, page_entry, page_slot, read_branch,
 };
 
+/// How long the kernel's name cache is trusted to remember the object directory's listing:
+/// below the NFS client's 30 s minimum attribute-cache time for directories (`acdirmin`).
+const RELIST_OBJECTS_AFTER: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// Who commits, when, and why.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CommitRequest<'a> {
@@ -124,6 +128,9 @@ impl Wiki {
             .time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if self.config.parallel_object_writes {
+            self.list_object_directories();
+        }
         // Objects are content-addressed: once persisted, later attempts reuse them.
         let mut persisted = HashSet::new();
         let started = Instant::now();
@@ -362,6 +369,34 @@ impl Wiki {
                 }
             }
             index.moved_to(commit, tree);
+        }
+    }
+
+    /// Lists `objects/` in a background thread if this process has not done so in the last
+    /// [`RELIST_OBJECTS_AFTER`]. Each new object goes into a fan-out directory (`objects/3f/`)
+    /// that the kernel must look up, one round trip on EFS, unless its name cache knows it; a
+    /// listing fills that cache for all of them at once (the NFS client's READDIR returns
+    /// each entry's attributes, and the kernel keeps them as looked-up names), while this
+    /// write waits for the writer mutex and reads the tip. It only reads, and nothing waits
+    /// for it: a listing cut short by a freeze or an error costs nothing but the lookups.
+    fn list_object_directories(&self) {
+        {
+            let mut listed = lock_ignoring_poison(&self.objects_listed);
+            if listed.is_some_and(|at| at.elapsed() < RELIST_OBJECTS_AFTER) {
+                return;
+            }
+            *listed = Some(Instant::now());
+        }
+        let objects = self.path.join("objects");
+        let listing = std::thread::Builder::new()
+            .name("list-objects".into())
+            .spawn(move || {
+                if let Ok(entries) = std::fs::read_dir(objects) {
+                    entries.for_each(drop);
+                }
+            });
+        if let Err(e) = listing {
+            tracing::debug!(error = %e, "could not start listing the object directory");
         }
     }
 

@@ -100,7 +100,9 @@ pub struct StoreConfig {
     /// maintenance retired. Keep it well below the maintenance grace period.
     pub reopen_after: Duration,
     /// Write a commit's new objects at once, from several threads, so that their round trips
-    /// overlap on EFS; off, they are written one after another on the calling thread.
+    /// overlap on EFS, and list the object directory in the background now and then so that
+    /// its fan-out directories are known without a lookup each; off, a write's file
+    /// operations are made one after another on the calling thread.
     pub parallel_object_writes: bool,
 }
 
@@ -407,6 +409,7 @@ impl Store {
             repos: Mutex::new(Repositories::new(opened)?),
             index: Mutex::new(None),
             pages: Mutex::new(None),
+            objects_listed: Mutex::new(None),
             config: Arc::clone(&self.config),
         });
         open.insert(name.clone(), Arc::clone(&wiki));
@@ -430,6 +433,8 @@ pub struct Wiki {
     /// The page index (search, links, frontmatter), kept across calls and brought to the tip
     /// before each answer. Lock order: `repos`, then `pages`.
     pages: Mutex<Option<PageIndex>>,
+    /// When this process last listed `objects/` (see `commit.rs`, `list_object_directories`).
+    objects_listed: Mutex<Option<Instant>>,
     config: Arc<StoreConfig>,
 }
 
