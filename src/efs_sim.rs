@@ -848,6 +848,14 @@ impl PassThrough {
         FileHandle(fh)
     }
 
+    /// The entries `opendir` took for directory handle `fh`.
+    fn listing(&self, fh: FileHandle) -> Option<Arc<Vec<DirItem>>> {
+        match lock(&self.handles).get(&fh.0) {
+            Some(Handle::Dir(items)) => Some(items.clone()),
+            _ => None,
+        }
+    }
+
     fn file(&self, fh: FileHandle) -> Result<Arc<File>, Errno> {
         match lock(&self.handles).get(&fh.0) {
             Some(Handle::File(file)) => Ok(file.clone()),
@@ -1413,10 +1421,7 @@ impl Filesystem for PassThrough {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let items = match lock(&self.handles).get(&fh.0) {
-            Some(Handle::Dir(items)) => Some(items.clone()),
-            _ => None,
-        };
+        let items = self.listing(fh);
         self.charge(_req, Op::Readdir, Settles::Nothing);
         let Some(items) = items else {
             reply.error(Errno::EBADF);
@@ -1442,10 +1447,7 @@ impl Filesystem for PassThrough {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let items = match lock(&self.handles).get(&fh.0) {
-            Some(Handle::Dir(items)) => Some(items.clone()),
-            _ => None,
-        };
+        let items = self.listing(fh);
         self.charge(_req, Op::Readdir, Settles::Nothing);
         let (Some(items), Ok(dir)) = (items, self.node_fd(ino)) else {
             reply.error(Errno::EBADF);

@@ -344,6 +344,43 @@ impl WikiTools {
         };
         Ok(Author::new(&author.name, &author.email)?)
     }
+
+    /// Runs a tool that commits: the caller, resolved as the commit's author, and the
+    /// message they gave are handed to `work` with the wiki.
+    async fn run_change(
+        &self,
+        tool: &'static str,
+        parts: &Parts,
+        commit_message: Option<String>,
+        work: impl FnOnce(&WikiAccess, &Committer) -> Result<String, ToolError> + Send + 'static,
+    ) -> Result<CallToolResult, ErrorData> {
+        let author = match self.author(parts).await {
+            Ok(author) => author,
+            Err(e) => return Ok(e.into_result()),
+        };
+        let committer = Committer {
+            author,
+            message: commit_message.unwrap_or_default(),
+        };
+        self.run(tool, move |access| work(access, &committer)).await
+    }
+}
+
+/// Who commits a tool's change, and with what message (empty: the store's default).
+struct Committer {
+    author: Author,
+    message: String,
+}
+
+impl Committer {
+    fn change(&self, expect: Expect) -> Change<'_> {
+        Change {
+            author: &self.author,
+            message: &self.message,
+            time: SystemTime::now(),
+            expect,
+        }
+    }
 }
 
 /// A failure the assistant should read.
@@ -505,25 +542,21 @@ impl WikiTools {
     )]
     async fn write_note(
         &self,
-        Parameters(args): Parameters<WriteNoteArgs>,
+        Parameters(mut args): Parameters<WriteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let author = match self.author(&parts).await {
-            Ok(author) => author,
-            Err(e) => return Ok(e.into_result()),
-        };
-        self.run("write_note", move |access| {
+        let message = args.commit_message.take();
+        self.run_change("write_note", &parts, message, move |access, by| {
             let page = page_path(&args.path)?;
             let expect = match revision(args.revision.as_deref())? {
                 Some(base) => Expect::Unchanged(base),
                 None => Expect::Absent,
             };
-            let message = args.commit_message.unwrap_or_default();
             let outcome = access.open()?.write(&WriteRequest {
                 page: &page,
                 content: &args.content,
-                author: &author,
-                message: &message,
+                author: &by.author,
+                message: &by.message,
                 time: SystemTime::now(),
                 expect,
             })?;
@@ -543,14 +576,11 @@ impl WikiTools {
     )]
     async fn edit_note(
         &self,
-        Parameters(args): Parameters<EditNoteArgs>,
+        Parameters(mut args): Parameters<EditNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let author = match self.author(&parts).await {
-            Ok(author) => author,
-            Err(e) => return Ok(e.into_result()),
-        };
-        self.run("edit_note", move |access| {
+        let message = args.commit_message.take();
+        self.run_change("edit_note", &parts, message, move |access, by| {
             let page = page_path(&args.path)?;
             let edit = match (&args.old_string, &args.append, &args.prepend) {
                 (Some(old), None, None) => PageEdit::Replace {
@@ -572,14 +602,7 @@ impl WikiTools {
                 Some(base) => Expect::Unchanged(base),
                 None => Expect::Anything,
             };
-            let message = args.commit_message.unwrap_or_default();
-            let change = Change {
-                author: &author,
-                message: &message,
-                time: SystemTime::now(),
-                expect,
-            };
-            let outcome = access.open()?.edit(&page, edit, &change)?;
+            let outcome = access.open()?.edit(&page, edit, &by.change(expect))?;
             Ok(render::saved(&page, &outcome, "Edited"))
         })
         .await
@@ -596,24 +619,14 @@ impl WikiTools {
     )]
     async fn delete_note(
         &self,
-        Parameters(args): Parameters<DeleteNoteArgs>,
+        Parameters(mut args): Parameters<DeleteNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let author = match self.author(&parts).await {
-            Ok(author) => author,
-            Err(e) => return Ok(e.into_result()),
-        };
-        self.run("delete_note", move |access| {
+        let message = args.commit_message.take();
+        self.run_change("delete_note", &parts, message, move |access, by| {
             let page = page_path(&args.path)?;
             let expect = required_revision(&args.revision, "delete_note")?;
-            let message = args.commit_message.unwrap_or_default();
-            let change = Change {
-                author: &author,
-                message: &message,
-                time: SystemTime::now(),
-                expect,
-            };
-            let outcome = access.open()?.delete(&page, &change)?;
+            let outcome = access.open()?.delete(&page, &by.change(expect))?;
             Ok(format!(
                 "Deleted '{page}'. New revision: {}",
                 outcome.revision
@@ -633,26 +646,16 @@ impl WikiTools {
     )]
     async fn rename_note(
         &self,
-        Parameters(args): Parameters<RenameNoteArgs>,
+        Parameters(mut args): Parameters<RenameNoteArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let author = match self.author(&parts).await {
-            Ok(author) => author,
-            Err(e) => return Ok(e.into_result()),
-        };
-        self.run("rename_note", move |access| {
+        let message = args.commit_message.take();
+        self.run_change("rename_note", &parts, message, move |access, by| {
             let from = page_path(&args.path)?;
             let to = page_path(&args.new_path)?;
             let expect = required_revision(&args.revision, "rename_note")?;
-            let message = args.commit_message.unwrap_or_default();
-            let change = Change {
-                author: &author,
-                message: &message,
-                time: SystemTime::now(),
-                expect,
-            };
             let rewrite = args.rewrite_links.unwrap_or(true);
-            match access.open()?.rename(&from, &to, rewrite, &change) {
+            match access.open()?.rename(&from, &to, rewrite, &by.change(expect)) {
                 Ok(outcome) => Ok(render::renamed(&from, &to, rewrite, &outcome)),
                 Err(StoreError::AlreadyExists { page, current }) => Err(ToolError(format!(
                     "'{page}' already exists (revision {current}); choose another new_path, or delete that page first"

@@ -15,10 +15,12 @@ use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
 
-use super::fs::{remove_if_present, write_new};
+use super::fs::{read_if_present, replace_file};
 use super::lock::WIKIBOT_DIR;
 
 const FILE_NAME: &str = "changed-paths";
+/// How the temporary files the index is written through start (maintenance removes strays).
+pub(crate) const TEMPORARY_PREFIX: &str = "tmp_changed-paths_";
 const MAGIC: &[u8; 8] = b"WBCHGP1\n";
 
 /// One indexed commit.
@@ -161,24 +163,12 @@ impl ChangeIndex {
     /// Reads the index of the repository at `git_dir`; `None` if there is none or it cannot
     /// be trusted (it is derived data: the caller falls back to git).
     pub(crate) fn load(git_dir: &Path) -> io::Result<Option<Self>> {
-        let bytes = match std::fs::read(Self::path(git_dir)) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(Self::decode(&bytes))
+        Ok(read_if_present(&Self::path(git_dir))?.and_then(|bytes| Self::decode(&bytes)))
     }
 
     /// Writes the index next to the repository, atomically.
     pub(crate) fn save(&self, git_dir: &Path) -> io::Result<()> {
-        let target = Self::path(git_dir);
-        let dir = git_dir.join(WIKIBOT_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let temporary = dir.join(format!("tmp_{FILE_NAME}_{:016x}", fastrand::u64(..)));
-        write_new(&temporary, &self.encode(), 0o444)?;
-        std::fs::rename(&temporary, &target).inspect_err(|_| {
-            let _ = remove_if_present(&temporary);
-        })
+        replace_file(&Self::path(git_dir), TEMPORARY_PREFIX, &self.encode())
     }
 
     fn encode(&self) -> Vec<u8> {

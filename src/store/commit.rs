@@ -20,8 +20,9 @@ use super::objects::{self, Builder, Entry, NewObject, Objects};
 use super::page_index::PageIndex;
 use super::refs::{self, Confirmed, ConfirmedLock, ReflogEntry, Swap};
 use super::{
-    Author, Holder, PagePath, Repositories, Revision, StoreError, Wiki, WriteOutcome, backoff,
-    is_stale_handle, lock_ignoring_poison, page_entry, page_slot, read_branch,
+    Author, Expect, Holder, PagePath, Repositories, Revision, StoreError, Wiki, WriteOutcome,
+    backoff, check_expectation, is_stale_handle, lock_ignoring_poison, page_entry, page_slot,
+    read_branch,
 };
 
 /// How long the kernel's name cache is trusted to remember the object directory's listing:
@@ -66,16 +67,23 @@ impl Planner<'_> {
         self.tip
     }
 
-    pub(crate) fn objects(&self) -> &Objects<'_> {
-        &self.objects
-    }
-
     /// The page's file at the tip; a file or directory in the way of writing it is an error.
     pub(crate) fn slot(&self, page: &PagePath) -> Result<Option<Entry>, StoreError> {
         match self.tip {
             Some(tip) => page_slot(&self.objects, tip, page),
             None => Ok(None),
         }
+    }
+
+    /// `current` (the page's file at the tip), once checked to be as `expect` requires.
+    pub(crate) fn check(
+        &self,
+        page: &PagePath,
+        expect: Expect,
+        current: Option<Entry>,
+    ) -> Result<Option<Entry>, StoreError> {
+        check_expectation(&self.objects, page, expect, self.tip, current)?;
+        Ok(current)
     }
 
     /// The page's file at the tip, if the page exists there.

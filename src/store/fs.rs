@@ -28,6 +28,29 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
     result
 }
 
+/// Reads the whole of `path`; `None` if it does not exist.
+pub(crate) fn read_if_present(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces `target` with `bytes` atomically: a reader sees the old file or the new one,
+/// never a part. The bytes go to a new file named `temporary_prefix` and a random suffix in
+/// `target`'s directory (created if missing), which is then renamed over `target`; a
+/// temporary file left by a crash keeps the prefix, for whoever cleans up.
+pub(crate) fn replace_file(target: &Path, temporary_prefix: &str, bytes: &[u8]) -> io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!("{temporary_prefix}{:016x}", fastrand::u64(..)));
+    write_new(&temporary, bytes, 0o444)?;
+    std::fs::rename(&temporary, target).inspect_err(|_| {
+        let _ = remove_if_present(&temporary);
+    })
+}
+
 /// Appends `bytes` to `path` in one write, creating it (and its directory) if needed: how
 /// git appends to a reflog. One open on the common path.
 pub(crate) fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {

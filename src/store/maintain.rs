@@ -374,7 +374,7 @@ fn remove_temporary_files(git_dir: &Path, cutoff: SystemTime) -> io::Result<usiz
             let name = name.to_string_lossy();
             let ours = name.starts_with("tmp_obj_")
                 || name.starts_with("tmp_wikibot_")
-                || name.starts_with("tmp_changed-paths_")
+                || name.starts_with(super::changes::TEMPORARY_PREFIX)
                 || name.starts_with(super::page_index::TEMPORARY_PREFIX);
             if !ours {
                 continue;

@@ -539,14 +539,7 @@ impl Wiki {
             time: request.time,
         };
         self.commit(&commit, |planner| {
-            let current = planner.slot(page)?;
-            check_expectation(
-                planner.objects(),
-                page,
-                request.expect,
-                planner.tip(),
-                current,
-            )?;
+            planner.check(page, request.expect, planner.slot(page)?)?;
             let change = FileChange::Put {
                 page: page.clone(),
                 content: request.content.to_owned(),

@@ -12,8 +12,7 @@ use std::time::SystemTime;
 use super::commit::{CommitRequest, FileChange};
 use super::queries::linking_to;
 use super::{
-    Author, Expect, PagePath, StoreError, Wiki, WriteOutcome, check_expectation, commit_message,
-    frontmatter, links,
+    Author, Expect, PagePath, StoreError, Wiki, WriteOutcome, commit_message, frontmatter, links,
 };
 
 /// Who changes the wiki, when, why, and against which revision.
@@ -49,25 +48,27 @@ pub struct RenameOutcome {
     pub rewritten: Vec<PagePath>,
 }
 
+impl<'a> Change<'a> {
+    fn request<'m>(&self, message: &'m str) -> CommitRequest<'m>
+    where
+        'a: 'm,
+    {
+        CommitRequest {
+            author: self.author,
+            message,
+            time: self.time,
+        }
+    }
+}
+
 impl Wiki {
     /// Removes a page.
     pub fn delete(&self, page: &PagePath, change: &Change<'_>) -> Result<WriteOutcome, StoreError> {
         let _span = tracing::info_span!("git.delete", wiki = %self.name, page = %page).entered();
         let message = commit_message(change.message, || format!("Delete {page}"))?;
-        let request = CommitRequest {
-            author: change.author,
-            message: &message,
-            time: change.time,
-        };
+        let request = change.request(&message);
         self.commit(&request, |planner| {
-            let current = planner.entry(page)?;
-            check_expectation(
-                planner.objects(),
-                page,
-                change.expect,
-                planner.tip(),
-                current,
-            )?;
+            let current = planner.check(page, change.expect, planner.entry(page)?)?;
             if current.is_none() {
                 return Err(StoreError::PageNotFound(page.clone()));
             }
@@ -95,20 +96,9 @@ impl Wiki {
             )));
         }
         let message = commit_message(change.message, || format!("Rename {from} to {to}"))?;
-        let request = CommitRequest {
-            author: change.author,
-            message: &message,
-            time: change.time,
-        };
+        let request = change.request(&message);
         let (outcome, rewritten) = self.commit(&request, |planner| {
-            let current = planner.entry(from)?;
-            check_expectation(
-                planner.objects(),
-                from,
-                change.expect,
-                planner.tip(),
-                current,
-            )?;
+            planner.check(from, change.expect, planner.entry(from)?)?;
             let content = planner
                 .content(from)?
                 .ok_or_else(|| StoreError::PageNotFound(from.clone()))?;
@@ -175,20 +165,9 @@ impl Wiki {
             ));
         }
         let message = commit_message(change.message, || format!("Edit {page}"))?;
-        let request = CommitRequest {
-            author: change.author,
-            message: &message,
-            time: change.time,
-        };
+        let request = change.request(&message);
         self.commit(&request, |planner| {
-            let current = planner.entry(page)?;
-            check_expectation(
-                planner.objects(),
-                page,
-                change.expect,
-                planner.tip(),
-                current,
-            )?;
+            planner.check(page, change.expect, planner.entry(page)?)?;
             let content = planner
                 .content(page)?
                 .ok_or_else(|| StoreError::PageNotFound(page.clone()))?;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{FileMode, Oid};
 
-use super::fs::{remove_if_present, write_new};
+use super::fs::{read_if_present, replace_file};
 use super::lock::WIKIBOT_DIR;
 use super::objects::{Entry, Objects};
 use super::search::{self, Query, Term};
@@ -435,24 +435,12 @@ impl PageIndex {
     /// Reads the saved index of the repository at `git_dir`; `None` if there is none or it
     /// cannot be trusted (the caller builds one from git instead).
     pub(crate) fn load(git_dir: &Path) -> io::Result<Option<Self>> {
-        let bytes = match std::fs::read(Self::path(git_dir)) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(Self::decode(&bytes))
+        Ok(read_if_present(&Self::path(git_dir))?.and_then(|bytes| Self::decode(&bytes)))
     }
 
     /// Saves the index next to the repository, atomically.
     pub(crate) fn save(&self, git_dir: &Path) -> io::Result<()> {
-        let target = Self::path(git_dir);
-        let dir = git_dir.join(WIKIBOT_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let temporary = dir.join(format!("{TEMPORARY_PREFIX}{:016x}", fastrand::u64(..)));
-        write_new(&temporary, &self.encode(), 0o444)?;
-        std::fs::rename(&temporary, &target).inspect_err(|_| {
-            let _ = remove_if_present(&temporary);
-        })
+        replace_file(&Self::path(git_dir), TEMPORARY_PREFIX, &self.encode())
     }
 
     fn encode(&self) -> Vec<u8> {
