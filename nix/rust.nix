@@ -82,6 +82,9 @@
       doCheck = false;
       # Without `workos-cli` (the WorkOS SDK and its aws-lc-rs are for the CLI's login only).
       cargoExtraArgs = "--locked --no-default-features --bin efs-probe --bin git-probe --bin mcp-server";
+      # Optimised for size, as checks/build-lambdas builds them (the mcp-server zip within
+      # issue 9's 3 MB budget for arm64); the CLI keeps the release profile's opt-level 3.
+      CARGO_PROFILE_RELEASE_OPT_LEVEL = "z";
       postUnpack = ''
         mkdir -p "$(dirname "$NIX_BUILD_TOP/${buildDir}")"
         mv "$sourceRoot" "$NIX_BUILD_TOP/${buildDir}"
