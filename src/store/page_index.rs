@@ -198,20 +198,7 @@ impl PageIndex {
             // Sixteen million pages: the rest are not indexed rather than mis-indexed.
             None => return,
         };
-        for (term, count) in &page.terms {
-            if let Some(list) = self.postings.get_mut(*term as usize) {
-                list.push(slot << TF_BITS | (*count).min(MAX_TF));
-            }
-        }
-        for target in &page.links {
-            match self.incoming.get_mut(target) {
-                Some(sources) => sources.push(slot),
-                None => {
-                    self.incoming.insert(target.clone(), vec![slot]);
-                }
-            }
-        }
-        self.total_words += u64::from(page.words);
+        self.post(slot, &page);
         self.by_path.insert(page.page.clone(), slot);
         self.slots[slot as usize] = Some(page);
     }
@@ -554,6 +541,24 @@ impl PageIndex {
         Some(index)
     }
 
+    /// Enters `page`, held in `slot`, into the postings, the backlinks and the word count.
+    fn post(&mut self, slot: u32, page: &IndexedPage) {
+        for (term, count) in &page.terms {
+            if let Some(list) = self.postings.get_mut(*term as usize) {
+                list.push(slot << TF_BITS | (*count).min(MAX_TF));
+            }
+        }
+        for target in &page.links {
+            match self.incoming.get_mut(target) {
+                Some(sources) => sources.push(slot),
+                None => {
+                    self.incoming.insert(target.clone(), vec![slot]);
+                }
+            }
+        }
+        self.total_words += u64::from(page.words);
+    }
+
     /// Fills an empty index with distinct pages in path order, postings sized up front.
     fn fill(&mut self, pages: Vec<IndexedPage>, postings_len: &[usize]) {
         for (list, len) in self.postings.iter_mut().zip(postings_len) {
@@ -562,20 +567,7 @@ impl PageIndex {
         let mut by_path = Vec::with_capacity(pages.len());
         for (slot, page) in pages.into_iter().enumerate() {
             let slot = u32::try_from(slot).unwrap_or(u32::MAX);
-            for (term, count) in &page.terms {
-                if let Some(list) = self.postings.get_mut(*term as usize) {
-                    list.push(slot << TF_BITS | (*count).min(MAX_TF));
-                }
-            }
-            for target in &page.links {
-                match self.incoming.get_mut(target) {
-                    Some(sources) => sources.push(slot),
-                    None => {
-                        self.incoming.insert(target.clone(), vec![slot]);
-                    }
-                }
-            }
-            self.total_words += u64::from(page.words);
+            self.post(slot, &page);
             by_path.push((page.page.clone(), slot));
             self.slots.push(Some(page));
         }
