@@ -456,6 +456,10 @@ impl LocalDaemon {
         loop {
             match self.socket.recv(&mut buffer) {
                 Ok(n) => documents.extend(parse_datagram(&buffer[..n])),
+                // A receive with a timeout is never restarted after a signal handler runs,
+                // even under SA_RESTART (signal(7)); tokio's SIGCHLD handler is one, whenever
+                // the same process runs a child (a function under the emulator).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -587,6 +591,47 @@ mod tests {
         ] {
             assert!(TraceHeader::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    extern "C" fn ignore_signal(_: libc::c_int) {}
+
+    /// A signal that lands while the daemon waits (tokio's SIGCHLD when a function exits)
+    /// does not end the drain: the documents sent after it still arrive.
+    #[test]
+    fn a_signal_during_a_drain_does_not_lose_the_documents() {
+        let daemon = LocalDaemon::bind().unwrap();
+        let address = daemon.address().unwrap();
+        // SAFETY: a handler that does nothing is async-signal-safe, and SIGUSR1 is not used
+        // by anything else in the unit-test process.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore_signal as usize;
+            action.sa_flags = libc::SA_RESTART;
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        let (thread_id, drained) = std::sync::mpsc::channel();
+        let drainer = std::thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            thread_id.send(unsafe { libc::pthread_self() }).unwrap();
+            daemon.drain(std::time::Duration::from_millis(500))
+        });
+        let drainer_thread = drained.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // SAFETY: the drainer is still running: it waits at least 500 ms before it returns.
+        assert_eq!(
+            unsafe { libc::pthread_kill(drainer_thread, libc::SIGUSR1) },
+            0
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sender = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+        let datagram = format!("{DAEMON_HEADER}\n{}", json!({"name": "after-signal"}));
+        sender.send_to(datagram.as_bytes(), address).unwrap();
+        let documents = drainer.join().unwrap().unwrap();
+        assert_eq!(documents.len(), 1, "{documents:?}");
+        assert_eq!(documents[0]["name"], "after-signal");
     }
 
     #[test]
