@@ -46,8 +46,12 @@ async fn the_file_persists_across_warm_invocations_and_a_cold_process() {
 
 #[tokio::test]
 async fn bad_events_get_a_structured_error_and_write_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let mut function = start(efs_probe(root.path())).await;
+    // The function's root is one level down, so `../outside` would land in this test's own
+    // directory, not the shared temporary directory.
+    let outside = tempfile::tempdir().unwrap();
+    let root = outside.path().join("efs");
+    std::fs::create_dir(&root).unwrap();
+    let mut function = start(efs_probe(&root)).await;
     for event in [
         json!({"file": "../outside"}),
         json!({"file": "/etc/passwd"}),
@@ -59,7 +63,11 @@ async fn bad_events_get_a_structured_error_and_write_nothing() {
             "{event} → {response}"
         );
     }
-    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
-    assert!(!root.path().parent().unwrap().join("outside").exists());
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        1,
+        "nothing beside the root"
+    );
     call_ok(&mut function, json!({})).await;
 }

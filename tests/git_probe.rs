@@ -332,12 +332,16 @@ async fn a_stale_lock_is_recovered_and_a_fresh_one_is_busy() {
 
 #[tokio::test]
 async fn hostile_input_gets_clear_errors_and_writes_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let mut function = start(git_probe(root.path())).await;
+    // The function's root is one level down, so an escape to `../x` would land inside
+    // `outside`, a directory of this test's own (not the shared temporary directory).
+    let outside = tempfile::tempdir().unwrap();
+    let root = outside.path().join("wikis");
+    std::fs::create_dir(&root).unwrap();
+    let mut function = start(git_probe(&root)).await;
     call_ok(&mut function, json!({"op": "init", "repo": "demo"})).await;
     call_ok(&mut function, write_event("demo", "Home", "original")).await;
-    let repo = root.path().join("demo.git");
-    let before = snapshot(root.path());
+    let repo = root.join("demo.git");
+    let before = snapshot(outside.path());
 
     let long_path = "a/".repeat(300) + "b";
     let hostile_pages = [
@@ -446,9 +450,9 @@ async fn hostile_input_gets_clear_errors_and_writes_nothing() {
     ));
 
     assert_eq!(
-        snapshot(root.path()),
+        snapshot(outside.path()),
         before,
-        "no file was created, changed or removed"
+        "no file was created, changed or removed, inside the root or beside it"
     );
     assert_eq!(commit_count(&repo), 1);
     let read = call_ok(
@@ -460,7 +464,6 @@ async fn hostile_input_gets_clear_errors_and_writes_nothing() {
         read["result"]["content"], "original",
         "the function still serves"
     );
-    assert!(!root.path().parent().unwrap().join("x").exists());
 }
 
 /// Every path under `dir` with its size and modification time.
