@@ -22,7 +22,6 @@ use super::refs::{self, Confirmed, ConfirmedLock, ReflogEntry, Swap};
 use super::{
     Author, Expect, Holder, PagePath, Repositories, Revision, StoreError, Wiki, WriteOutcome,
     backoff, check_expectation, is_stale_handle, lock_ignoring_poison, page_entry, page_slot,
-    read_branch,
 };
 
 /// How long the kernel's name cache is trusted to remember the object directory's listing:
@@ -201,7 +200,7 @@ impl Wiki {
             ..
         } = &mut *repos;
         scratch.bound_memory()?;
-        let tip = read_branch(&self.path, branch)?;
+        let tip = self.read_branch(branch)?;
         let (changes, report, current, root) = {
             let planner = Planner {
                 wiki: self,
@@ -319,8 +318,15 @@ impl Wiki {
                     seconds,
                     message: &log_message,
                 };
-                held.commit(&self.path, branch, tip, commit.id, (reflog, &entry))
-                    .map_err(|e| StoreError::io(format!("updating {branch}"), e))?
+                held.commit(
+                    &self.path,
+                    branch,
+                    tip,
+                    commit.id,
+                    (reflog, &entry),
+                    &self.branch_memo,
+                )
+                .map_err(|e| StoreError::io(format!("updating {branch}"), e))?
             }
             Locked::Moved(now) => Swap::Moved(now),
             Locked::Foreign { age } => {
@@ -436,11 +442,13 @@ impl Wiki {
             let taken = refs::lock(&self.path, branch, commit, self.config.stale_lock_after)
                 .map_err(locking)?;
             Ok(match taken {
-                refs::Taken::Held(held) => match held.confirm(&self.path, branch, tip) {
-                    Ok(Confirmed::Held(held)) => Locked::Held(held),
-                    Ok(Confirmed::Moved(now)) => Locked::Moved(now),
-                    Err(e) => return Err(StoreError::io(format!("reading {branch}"), e)),
-                },
+                refs::Taken::Held(held) => {
+                    match held.confirm(&self.path, branch, tip, &self.branch_memo) {
+                        Ok(Confirmed::Held(held)) => Locked::Held(held),
+                        Ok(Confirmed::Moved(now)) => Locked::Moved(now),
+                        Err(e) => return Err(StoreError::io(format!("reading {branch}"), e)),
+                    }
+                }
                 refs::Taken::Foreign { age } => Locked::Foreign { age },
             })
         };

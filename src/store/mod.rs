@@ -60,7 +60,7 @@ use commit::{CommitRequest, FileChange};
 use lock::FileMutex;
 use objects::{Entry, Lookup, Objects, Scratch};
 use page_index::PageIndex;
-use refs::Reflog;
+use refs::{RefMemo, Reflog};
 
 /// The branch a new wiki is created on. Existing repositories are served on the branch their
 /// `HEAD` names (`git init --bare` makes that `master`).
@@ -410,6 +410,7 @@ impl Store {
             index: Mutex::new(None),
             pages: Mutex::new(None),
             objects_listed: Mutex::new(None),
+            branch_memo: RefMemo::default(),
             config: Arc::clone(&self.config),
         });
         open.insert(name.clone(), Arc::clone(&wiki));
@@ -435,6 +436,8 @@ pub struct Wiki {
     pages: Mutex<Option<PageIndex>>,
     /// When this process last listed `objects/` (see `commit.rs`, `list_object_directories`).
     objects_listed: Mutex<Option<Instant>>,
+    /// The branch's ref file as this process last read or wrote it (`refs.rs`).
+    branch_memo: RefMemo,
     config: Arc<StoreConfig>,
 }
 
@@ -719,7 +722,12 @@ impl Wiki {
 
     /// The commit the branch points at, if the wiki has any.
     fn tip(&self, repos: &Repositories) -> Result<Option<Oid>, StoreError> {
-        read_branch(&self.path, &repos.branch)
+        self.read_branch(&repos.branch)
+    }
+
+    fn read_branch(&self, branch: &str) -> Result<Option<Oid>, StoreError> {
+        refs::read(&self.path, branch, &self.branch_memo)
+            .map_err(|e| StoreError::io(format!("reading {branch}"), e))
     }
 
     fn repos(&self) -> MutexGuard<'_, Repositories> {
@@ -765,10 +773,6 @@ impl Wiki {
             other => other,
         }
     }
-}
-
-fn read_branch(git_dir: &Path, branch: &str) -> Result<Option<Oid>, StoreError> {
-    refs::read(git_dir, branch).map_err(|e| StoreError::io(format!("reading {branch}"), e))
 }
 
 /// Whether `page` (whose entry at `tip` is `current`) is as `expect` requires.

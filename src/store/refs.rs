@@ -11,17 +11,20 @@
 //! checked against, are in `docs/decisions/0003-ref-updates.md`.
 //!
 //! A loose ref is read with one open; a ref that only exists in `packed-refs` (after `git gc`)
-//! is read from there and then shadowed by the loose ref, as git does. This module must not
+//! is read from there and then shadowed by the loose ref, as git does. A ref file whose stamp
+//! (`RefMemo`) shows it is the one this process last read or wrote is not read again: the
+//! open alone, which revalidates the file on NFS, tells. This module must not
 //! decide when to retry, and must not be called without the writer mutex.
 
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use git2::Oid;
 
-use super::fs::{append, remove_if_present, write_new};
+use super::fs::{append, remove_if_present, write_new_then};
 
 /// The mode of the lock files wikibot creates: no owner write bit marks them as ours.
 const OUR_LOCK_MODE: u32 = 0o444;
@@ -96,10 +99,56 @@ impl Reflog {
     }
 }
 
+/// Identifies one version of a loose ref file. git and wikibot never change a ref file in
+/// place (every update renames a new file over the ref; a rename keeps the file's
+/// modification time), so two files with the same stamp hold the same value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RefStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl RefStamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+}
+
+/// The ref file this process last read or wrote, and its value. Reading a ref costs an open
+/// and a read, a round trip each on EFS unless the NFS client still has the page; after our
+/// own update it does not (the rename changes the file's attributes). The open's attributes
+/// (NFS revalidates them on every open) and this memo stand in for the read.
+#[derive(Debug, Default)]
+pub(crate) struct RefMemo(Mutex<Option<(RefStamp, Oid)>>);
+
+impl RefMemo {
+    fn recall(&self, stamp: RefStamp) -> Option<Oid> {
+        let memo = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        memo.and_then(|(known, value)| (known == stamp).then_some(value))
+    }
+
+    fn remember(&self, stamp: RefStamp, value: Oid) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stamp, value));
+    }
+}
+
 /// The commit `name` points at, if the ref exists.
-pub(crate) fn read(git_dir: &Path, name: &str) -> io::Result<Option<Oid>> {
-    match read_small(&git_dir.join(name)) {
-        Ok(content) => parse_loose(&content).map(Some),
+pub(crate) fn read(git_dir: &Path, name: &str, memo: &RefMemo) -> io::Result<Option<Oid>> {
+    match read_loose(&git_dir.join(name), memo) {
+        Ok(value) => Ok(Some(value)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => read_packed(git_dir, name),
         // A file where a directory of the ref's path should be (`refs/heads` is a file).
         Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => read_packed(git_dir, name),
@@ -107,12 +156,24 @@ pub(crate) fn read(git_dir: &Path, name: &str) -> io::Result<Option<Oid>> {
     }
 }
 
-/// Reads a ref file with one open and no stat (`std::fs::read` stats for a size hint: one
-/// more round trip on NFS). A valid loose ref is 41 bytes.
-fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+/// A loose ref's value: one open, then its stamp from the open descriptor (no round trip:
+/// the open brought the attributes), and the read only if the memo does not know the file.
+fn read_loose(path: &Path, memo: &RefMemo) -> io::Result<Oid> {
+    let file = std::fs::File::open(path)?;
+    let stamp = RefStamp::of(&file.metadata()?);
+    if let Some(value) = memo.recall(stamp) {
+        return Ok(value);
+    }
+    let value = parse_loose(&read_small(file)?)?;
+    memo.remember(stamp, value);
+    Ok(value)
+}
+
+/// Reads an open file of at most 128 bytes without a stat (`std::fs::read` stats for a size
+/// hint: one more round trip on NFS). A valid loose ref is 41 bytes.
+fn read_small(mut file: std::fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buffer = [0u8; 128];
-    let mut file = std::fs::File::open(path)?;
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read(&mut buffer[filled..])? {
@@ -126,6 +187,8 @@ fn read_small(path: &Path) -> io::Result<Vec<u8>> {
 /// git's lock on a ref, held by us.
 pub(crate) struct RefLock {
     lock: PathBuf,
+    /// The lock file's stamp once written: the ref's after the rename.
+    stamp: RefStamp,
 }
 
 /// What trying to lock a ref found.
@@ -153,8 +216,13 @@ pub(crate) fn lock(
     // Each turn either takes the lock, or removes one obstacle; two obstacles in a row
     // (someone keeps recreating it) are answered as a foreign lock.
     for _ in 0..3 {
-        match write_new(&lock, line.as_bytes(), OUR_LOCK_MODE) {
-            Ok(()) => return Ok(Taken::Held(RefLock { lock })),
+        // The stamp is taken before the close, from the descriptor: on NFS the write's reply
+        // carries the attributes, so it costs no round trip of its own.
+        let stamped = write_new_then(&lock, line.as_bytes(), OUR_LOCK_MODE, |file| {
+            file.metadata().map(|meta| RefStamp::of(&meta))
+        });
+        match stamped {
+            Ok(stamp) => return Ok(Taken::Held(RefLock { lock, stamp })),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !made_parent => {
                 // `refs/heads/` can be missing: tools that drop empty directories, or a
                 // repository whose refs are all packed. git recreates it; so do we.
@@ -200,10 +268,11 @@ impl RefLock {
         git_dir: &Path,
         name: &str,
         expected: Option<Oid>,
+        memo: &RefMemo,
     ) -> io::Result<Confirmed> {
-        let Self { lock } = self;
+        let Self { lock, stamp } = self;
         // From here the lock is ours: every path below releases it or hands it on.
-        let current = match read(git_dir, name) {
+        let current = match read(git_dir, name, memo) {
             Ok(current) => current,
             Err(e) => {
                 remove_if_present(&lock)?;
@@ -214,7 +283,7 @@ impl RefLock {
             remove_if_present(&lock)?;
             return Ok(Confirmed::Moved(current));
         }
-        Ok(Confirmed::Held(ConfirmedLock { lock }))
+        Ok(Confirmed::Held(ConfirmedLock { lock, stamp }))
     }
 }
 
@@ -229,12 +298,13 @@ pub(crate) enum Confirmed {
 /// git's lock on a ref whose value was checked after the lock was taken.
 pub(crate) struct ConfirmedLock {
     lock: PathBuf,
+    stamp: RefStamp,
 }
 
 impl ConfirmedLock {
     /// Points the ref at `new` (what the lock file holds), its value having been confirmed to
     /// be `expected`: appends the reflog line if git's rules ask for one, and renames the
-    /// lock over the ref.
+    /// lock over the ref. A ref moved here is remembered in `memo`.
     pub(crate) fn commit(
         self,
         git_dir: &Path,
@@ -242,8 +312,9 @@ impl ConfirmedLock {
         expected: Option<Oid>,
         new: Oid,
         reflog: (&Reflog, &ReflogEntry<'_>),
+        memo: &RefMemo,
     ) -> io::Result<Swap> {
-        let Self { lock } = self;
+        let Self { lock, stamp } = self;
         let (log, entry) = reflog;
         if let Err(e) = log.write(expected, new, entry) {
             // git refuses a ref update whose reflog it cannot write; so do we.
@@ -252,14 +323,17 @@ impl ConfirmedLock {
         }
         let path = git_dir.join(name);
         match std::fs::rename(&lock, &path) {
-            Ok(()) => Ok(Swap::Done),
+            Ok(()) => {
+                memo.remember(stamp, new);
+                Ok(Swap::Done)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Ok(Swap::Vanished(read(git_dir, name)?))
+                Ok(Swap::Vanished(read(git_dir, name, memo)?))
             }
             Err(e) => {
                 // The rename may have happened even though it reported failure (NFS replies
                 // can be lost and the call retried): the ref itself says.
-                if read(git_dir, name)? == Some(new) {
+                if read(git_dir, name, memo)? == Some(new) {
                     return Ok(Swap::Done);
                 }
                 remove_if_present(&lock)?;
@@ -316,7 +390,7 @@ impl LockFile {
 
 /// The current value of `HEAD`'s branch: what `ref: <name>` in `HEAD` says.
 pub(crate) fn head_branch(git_dir: &Path) -> io::Result<HeadBranch> {
-    let content = read_small(&git_dir.join("HEAD"))?;
+    let content = read_small(std::fs::File::open(git_dir.join("HEAD"))?)?;
     let text = std::str::from_utf8(&content).unwrap_or_default().trim_end();
     Ok(match text.strip_prefix("ref:") {
         Some(target) => {
@@ -372,6 +446,7 @@ fn parse_hex(hex: &str) -> Option<Oid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::fs::write_new;
 
     const MAIN: &str = "refs/heads/main";
     const STALE: Duration = Duration::from_secs(60);
@@ -404,12 +479,17 @@ mod tests {
             message,
         };
         match lock(dir, MAIN, new, STALE).unwrap() {
-            Taken::Held(held) => Some(match held.confirm(dir, MAIN, expected).unwrap() {
-                Confirmed::Held(held) => held
-                    .commit(dir, MAIN, expected, new, (log, &entry))
-                    .unwrap(),
-                Confirmed::Moved(now) => Swap::Moved(now),
-            }),
+            Taken::Held(held) => Some(
+                match held
+                    .confirm(dir, MAIN, expected, &RefMemo::default())
+                    .unwrap()
+                {
+                    Confirmed::Held(held) => held
+                        .commit(dir, MAIN, expected, new, (log, &entry), &RefMemo::default())
+                        .unwrap(),
+                    Confirmed::Moved(now) => Swap::Moved(now),
+                },
+            ),
             Taken::Foreign { .. } => None,
         }
     }
@@ -422,9 +502,12 @@ mod tests {
     #[test]
     fn swaps_only_from_the_expected_value() {
         let dir = git_dir();
-        assert_eq!(read(dir.path(), MAIN).unwrap(), None);
+        assert_eq!(read(dir.path(), MAIN, &RefMemo::default()).unwrap(), None);
         assert_eq!(swap(dir.path(), None, oid(1)), Some(Swap::Done));
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(1))
+        );
         assert_eq!(
             swap(dir.path(), None, oid(2)),
             Some(Swap::Moved(Some(oid(1))))
@@ -434,7 +517,10 @@ mod tests {
             Some(Swap::Moved(Some(oid(1))))
         );
         assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Some(Swap::Done));
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(2))
+        );
         assert!(
             !dir.path().join("refs/heads/main.lock").exists(),
             "no lock left behind"
@@ -451,14 +537,20 @@ mod tests {
         std::fs::write(&lock, "").unwrap();
         assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), None, "stopped");
         assert!(lock.exists());
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(1))
+        );
         age(&lock, STALE + Duration::from_secs(1));
         assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Some(Swap::Done));
 
         // A wikibot writer died holding it: read-only, however fresh.
         write_new(&lock, format!("{}\n", oid(7)).as_bytes(), OUR_LOCK_MODE).unwrap();
         assert_eq!(swap(dir.path(), Some(oid(2)), oid(3)), Some(Swap::Done));
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(3)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(3))
+        );
         assert!(!lock.exists());
     }
 
@@ -486,7 +578,7 @@ mod tests {
         let held = take(dir.path());
         late_rename(dir.path());
         assert!(matches!(
-            held.confirm(dir.path(), MAIN, Some(oid(1))).unwrap(),
+            held.confirm(dir.path(), MAIN, Some(oid(1)), &RefMemo::default()).unwrap(),
             Confirmed::Moved(Some(moved)) if moved == oid(2)
         ));
         assert!(!dir.path().join("refs/heads/main.lock").exists());
@@ -495,7 +587,7 @@ mod tests {
         let dir = git_dir();
         swap(dir.path(), None, oid(1));
         let Confirmed::Held(held) = take(dir.path())
-            .confirm(dir.path(), MAIN, Some(oid(1)))
+            .confirm(dir.path(), MAIN, Some(oid(1)), &RefMemo::default())
             .unwrap()
         else {
             panic!("the branch is where we left it")
@@ -508,10 +600,66 @@ mod tests {
                 Some(oid(1)),
                 oid(2),
                 (&Reflog::default(), &entry),
+                &RefMemo::default(),
             )
             .unwrap();
         assert_eq!(swap, Swap::Vanished(Some(oid(2))));
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(2))
+        );
+    }
+
+    #[test]
+    fn a_ref_file_this_process_wrote_or_read_is_known_by_its_stamp() {
+        let dir = git_dir();
+        let ours = RefMemo::default();
+        let Taken::Held(held) = lock(dir.path(), MAIN, oid(1), STALE).unwrap() else {
+            panic!("free")
+        };
+        let Confirmed::Held(held) = held.confirm(dir.path(), MAIN, None, &ours).unwrap() else {
+            panic!("no branch yet")
+        };
+        let entry = ReflogEntry {
+            who: "Ada <ada@example.com>",
+            seconds: 1_700_000_000,
+            message: "commit: x",
+        };
+        let landed = held.commit(
+            dir.path(),
+            MAIN,
+            None,
+            oid(1),
+            (&Reflog::default(), &entry),
+            &ours,
+        );
+        assert_eq!(landed.unwrap(), Swap::Done);
+
+        // Rewrite the file in place, keeping its size and time: only a process that reads it
+        // sees the change. Nobody updates a ref this way; it shows what the memo answers from.
+        let path = dir.path().join(MAIN);
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, format!("{}\n", oid(7)).as_bytes(), 0)
+            .unwrap();
+        file.set_modified(modified).unwrap();
+        assert_eq!(
+            read(dir.path(), MAIN, &ours).unwrap(),
+            Some(oid(1)),
+            "from the memo"
+        );
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(7))
+        );
+
+        // An update renames a new file over the ref: another stamp, so it is read.
+        swap(dir.path(), Some(oid(7)), oid(2));
+        assert_eq!(read(dir.path(), MAIN, &ours).unwrap(), Some(oid(2)));
+        // and remembered: the file's value is now the one read.
+        std::fs::remove_file(dir.path().join(MAIN)).unwrap();
+        assert_eq!(read(dir.path(), MAIN, &ours).unwrap(), None, "gone is gone");
     }
 
     #[test]
@@ -523,21 +671,28 @@ mod tests {
         };
         // We built on oid(9), but the branch is at oid(1) (a person's git moved it).
         assert!(matches!(
-            held.confirm(dir.path(), MAIN, Some(oid(9))).unwrap(),
+            held.confirm(dir.path(), MAIN, Some(oid(9)), &RefMemo::default()).unwrap(),
             Confirmed::Moved(Some(now)) if now == oid(1)
         ));
         assert!(
             !dir.path().join("refs/heads/main.lock").exists(),
             "released"
         );
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)), "untouched");
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(1)),
+            "untouched"
+        );
     }
 
     #[test]
     fn a_missing_refs_heads_directory_is_recreated() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(swap(dir.path(), None, oid(1)), Some(Swap::Done));
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(1))
+        );
     }
 
     #[test]
@@ -550,9 +705,15 @@ mod tests {
             oid(8)
         );
         std::fs::write(dir.path().join("packed-refs"), packed).unwrap();
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(1)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(1))
+        );
         assert_eq!(swap(dir.path(), Some(oid(1)), oid(2)), Some(Swap::Done));
-        assert_eq!(read(dir.path(), MAIN).unwrap(), Some(oid(2)));
+        assert_eq!(
+            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
+            Some(oid(2))
+        );
     }
 
     #[test]
@@ -560,7 +721,9 @@ mod tests {
         let dir = git_dir();
         std::fs::write(dir.path().join(MAIN), "ref: refs/heads/elsewhere\n").unwrap();
         assert_eq!(
-            read(dir.path(), MAIN).unwrap_err().kind(),
+            read(dir.path(), MAIN, &RefMemo::default())
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::InvalidData
         );
     }
