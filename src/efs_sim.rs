@@ -1279,13 +1279,17 @@ impl Filesystem for PassThrough {
         })();
         self.charge(_req, Op::Create, Settles::Names(parent, name));
         match result {
-            Ok((attr, fh)) => reply.created(
-                &self.ttl(attr.kind),
-                &attr,
-                Generation(0),
-                fh,
-                self.file_open,
-            ),
+            Ok((attr, fh)) => {
+                // An NFS OPEN that creates returns the new file's attributes, as any OPEN.
+                self.granted(attr.ino.0, self.ttl(attr.kind));
+                reply.created(
+                    &self.ttl(attr.kind),
+                    &attr,
+                    Generation(0),
+                    fh,
+                    self.file_open,
+                );
+            }
             Err(e) => reply.error(e),
         }
     }

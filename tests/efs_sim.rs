@@ -461,6 +461,26 @@ fn refuses_a_mount_point_that_is_not_empty_or_inside_the_backing_directory() {
     assert_eq!(fs::read_to_string(mount.join("precious")).unwrap(), "data");
 }
 
+#[test]
+fn a_stat_of_a_file_this_client_created_and_wrote_is_answered_from_the_replies() {
+    const FILES: usize = 20;
+    let Some(m) = Mount::start("post-op-attributes", &["--delay-ms", "0"]) else {
+        return;
+    };
+    for n in 0..FILES {
+        let mut file = fs::File::create_new(m.m(&format!("f{n}"))).unwrap();
+        std::io::Write::write_all(&mut file, b"content").unwrap();
+        // The write made the kernel drop the size and times it had from the create; NFS's
+        // OPEN and WRITE replies carry them, so the client would not ask the server.
+        assert_eq!(file.metadata().unwrap().len(), 7);
+    }
+    let report = m.stop();
+    let charged = report.stats["ops"]["getattr"].as_u64().unwrap_or(0);
+    let free = report.stats["free"]["getattr"].as_u64().unwrap_or(0);
+    assert!(charged <= 1, "charged getattrs: {}", report.stats);
+    assert!(free >= FILES as u64, "free getattrs: {}", report.stats);
+}
+
 /// Lookups the simulator charged, once it has stopped.
 fn lookups(report: &Report) -> u64 {
     report.stats["ops"]["lookup"].as_u64().unwrap_or(0)
