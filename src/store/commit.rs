@@ -16,9 +16,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use git2::Oid;
 
-use super::objects::{self, Builder, Entry, NewObject, Objects};
+use super::objects::{self, Builder, Entry, NewObject, Objects, Staged};
 use super::page_index::PageIndex;
-use super::refs::{self, Confirmed, ConfirmedLock, ReflogEntry, Swap};
+use super::refs::{self, Confirmed, ReflogEntry, Swap};
 use super::{
     Author, Expect, Holder, PagePath, Repositories, Revision, StoreError, Wiki, WriteOutcome,
     backoff, check_expectation, is_stale_handle, lock_ignoring_poison, page_entry, page_slot,
@@ -121,15 +121,41 @@ enum Attempt<T> {
     Blocked(Holder),
 }
 
+/// What a plan makes of a tip.
+enum Prepared<T> {
+    /// Every page is already as the plan wants it: no commit.
+    Unchanged(Oid, T),
+    Commit(Built<T>),
+}
+
+/// A commit built in scratch on `tip`, with the objects it brings.
+struct Built<T> {
+    tip: Option<Oid>,
+    commit: Oid,
+    root_tree: Oid,
+    /// Trees, the commit, and the blobs not yet on disk.
+    objects: Vec<NewObject>,
+    blobs: Vec<Oid>,
+    landed: Vec<(FileChange, Option<Oid>)>,
+    report: T,
+}
+
+/// A commit built on a guessed tip before the writer mutex was held, its objects written
+/// beside their places.
+struct Early<T> {
+    built: Built<T>,
+    staged: Vec<Staged>,
+}
+
 impl Wiki {
     /// Commits what `plan` decides against the tip, re-planning onto newer tips until it
     /// lands, fails (a conflict, a page that is not there) or the write budget runs out. A
     /// success is on the branch; a failure did not land. A plan whose changes leave every
     /// page as it was makes no commit (`changed: false`).
-    pub(crate) fn commit<T>(
+    pub(crate) fn commit<T: Send>(
         &self,
         request: &CommitRequest<'_>,
-        mut plan: impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
+        mut plan: impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError> + Send,
     ) -> Result<(WriteOutcome, T), StoreError> {
         let seconds = request
             .time
@@ -144,7 +170,15 @@ impl Wiki {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let holder = match self.try_commit(request, seconds, &mut plan, &mut persisted) {
+            // Only a first attempt builds ahead of the mutex: after a wait or a lost race the
+            // tip this process knew is likely gone.
+            let guess = (attempts == 1).then(|| self.branch_memo.value()).flatten();
+            let step = Step {
+                request,
+                seconds,
+                guess,
+            };
+            let holder = match self.try_commit(&step, &mut plan, &mut persisted) {
                 Ok(Attempt::Done(outcome, report)) => {
                     if outcome.changed {
                         self.maintain_if_due();
@@ -173,34 +207,239 @@ impl Wiki {
         }
     }
 
-    /// One attempt, under the writer mutex: read the tip, plan against it, build the new
-    /// objects in scratch, persist them, and move the branch. Holding the mutex from the
-    /// tip's read on, no other wikibot writer can move the branch meanwhile: objects are built
-    /// once, on the tip they land on, and only a person's git can make an attempt lose a race.
-    fn try_commit<T>(
+    /// One attempt (docs/decisions/0003-ref-updates.md). Each numbered step is a round trip
+    /// on EFS, and what is written in one line happens at once:
+    /// 1. the writer mutex; and, with a `guess` at the tip, the commit built on it and its
+    ///    objects written to temporary files beside their places;
+    /// 2. git's lock file on the branch, created empty; and the tip, read under the mutex;
+    /// 3. (re-planned on the tip if the guess was wrong) the objects renamed into place; and
+    ///    the branch confirmed under the lock, then the new commit written into the lock;
+    /// 4. the lock renamed over the branch;
+    /// 5. the mutex released.
+    ///
+    /// Holding the mutex from the tip's read on, no other wikibot writer can move the
+    /// branch: only a person's git can make an attempt lose a race, and a commit is only ever
+    /// written into a lock when it is built on the tip read under the mutex.
+    fn try_commit<T: Send>(
         &self,
-        request: &CommitRequest<'_>,
-        seconds: i64,
-        plan: &mut impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
+        step: &Step<'_>,
+        plan: &mut (impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError> + Send),
         persisted: &mut HashSet<Oid>,
     ) -> Result<Attempt<T>, StoreError> {
-        let Some(_writer) = self
-            .writer
-            .try_lock()
-            .map_err(|e| StoreError::io(format!("locking {}", self.writer.path().display()), e))?
-        else {
-            return Ok(Attempt::Blocked(Holder::LiveWriter));
-        };
+        let parallel = self.config.parallel_object_writes;
+        let objects_dir = self.path.join("objects");
         let mut repos = self.fresh_repos()?;
-        let Repositories {
-            disk,
-            branch,
-            reflog,
-            scratch,
-            ..
-        } = &mut *repos;
-        scratch.bound_memory()?;
-        let tip = self.read_branch(branch)?;
+        repos.scratch.bound_memory()?;
+
+        // 1.
+        let (writer, early) = match step.guess {
+            Some(guess) => {
+                let building: &mut Repositories = &mut repos;
+                let (early, writer) = at_once(
+                    parallel,
+                    || self.build_early(building, guess, step, plan, persisted, &objects_dir),
+                    || self.writer.try_lock(),
+                )?;
+                (writer, early)
+            }
+            None => (self.writer.try_lock(), None),
+        };
+        let discard = |early: Option<Early<T>>| {
+            if let Some(early) = early {
+                objects::discard_all(early.staged, parallel);
+            }
+        };
+        let writer = match writer {
+            Ok(Some(writer)) => writer,
+            Ok(None) => {
+                discard(early);
+                return Ok(Attempt::Blocked(Holder::LiveWriter));
+            }
+            Err(e) => {
+                discard(early);
+                let locking = format!("locking {}", self.writer.path().display());
+                return Err(StoreError::io(locking, e));
+            }
+        };
+        let branch = repos.branch.clone();
+
+        // 2.
+        let (taken, tip) = at_once(
+            parallel,
+            || {
+                refs::lock(&self.path, &branch, self.config.stale_lock_after)
+                    .map_err(|e| StoreError::io(format!("locking {branch}"), e))
+            },
+            || self.read_branch(&branch),
+        )?;
+        let (lock, tip) = match (taken, tip) {
+            (Ok(refs::Taken::Held(lock)), Ok(tip)) => (lock, tip),
+            (Ok(refs::Taken::Foreign { age }), _) => {
+                discard(early);
+                return Ok(Attempt::Blocked(Holder::ForeignLock {
+                    lock: format!("{branch}.lock"),
+                    age,
+                    stale_after: self.config.stale_lock_after,
+                }));
+            }
+            (Ok(refs::Taken::Held(lock)), Err(e)) => {
+                discard(early);
+                release(lock.release(), &branch)?;
+                return Err(e);
+            }
+            (Err(e), _) => {
+                discard(early);
+                return Err(e);
+            }
+        };
+
+        // 3.
+        let (built, staged) = match early {
+            Some(early) if early.built.tip == tip => (early.built, Some(early.staged)),
+            early => {
+                discard(early);
+                match self.prepare(&mut repos, tip, step, plan, persisted) {
+                    Ok(Prepared::Commit(built)) => (built, None),
+                    Ok(Prepared::Unchanged(tip, report)) => {
+                        release(lock.release(), &branch)?;
+                        return Ok(Attempt::Done(
+                            WriteOutcome {
+                                revision: Revision(tip),
+                                changed: false,
+                                attempts: 0,
+                            },
+                            report,
+                        ));
+                    }
+                    Err(e) => {
+                        release(lock.release(), &branch)?;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        // In order, the objects go into place before the commit goes into the lock; at once,
+        // they overlap (a window decision 0003 names).
+        let (placed, written) = at_once(
+            parallel,
+            || {
+                let staged = match staged {
+                    Some(staged) => staged,
+                    None => {
+                        let new: Vec<&NewObject> = built.objects.iter().collect();
+                        objects::stage_all(&objects_dir, &new, parallel)?
+                    }
+                };
+                objects::publish_all(staged, parallel)
+            },
+            || {
+                let confirmed = lock
+                    .confirm(&self.path, &branch, tip, &self.branch_memo)
+                    .map_err(|e| StoreError::io(format!("reading {branch}"), e))?;
+                Ok(match confirmed {
+                    Confirmed::Held(lock) => Locked::Written(
+                        lock.write(built.commit)
+                            .map_err(|e| StoreError::io(format!("locking {branch}"), e))?,
+                    ),
+                    Confirmed::Moved(now) => Locked::Moved(now),
+                })
+            },
+        )?;
+        let locked = match (placed, written) {
+            (Ok(()), Ok(locked)) => locked,
+            (Err(e), Ok(Locked::Written(written))) => {
+                release(written.release(), &branch)?;
+                return Err(e);
+            }
+            (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+        };
+        persisted.extend(built.blobs.iter().copied());
+
+        // 4.
+        let swap = match locked {
+            Locked::Written(written) => {
+                let request = step.request;
+                let who = format!("{} <{}>", request.author.name(), request.author.email());
+                let subject = request.message.lines().next().unwrap_or_default();
+                let log_message = match tip {
+                    Some(_) => format!("commit: {subject}"),
+                    None => format!("commit (initial): {subject}"),
+                };
+                let entry = ReflogEntry {
+                    who: &who,
+                    seconds: step.seconds,
+                    message: &log_message,
+                };
+                written
+                    .commit(
+                        &self.path,
+                        &branch,
+                        tip,
+                        (&repos.reflog, &entry),
+                        &self.branch_memo,
+                    )
+                    .map_err(|e| StoreError::io(format!("updating {branch}"), e))?
+            }
+            Locked::Moved(now) => Swap::Moved(now),
+        };
+        let on_branch = match swap {
+            Swap::Done => true,
+            // Someone renamed our lock file into place early, or removed it: the branch says
+            // whether our commit is on it.
+            Swap::Moved(Some(now)) | Swap::Vanished(Some(now)) => {
+                now == built.commit || repos.disk.graph_descendant_of(now, built.commit)?
+            }
+            Swap::Moved(None) | Swap::Vanished(None) => false,
+        };
+        // 5. (`writer` is dropped on return.)
+        drop(repos);
+        drop(writer);
+        if !on_branch {
+            return Ok(Attempt::LostRace);
+        }
+        self.index_landed(built.tip, built.commit, built.root_tree, &built.landed);
+        Ok(Attempt::Done(
+            WriteOutcome {
+                revision: Revision(built.commit),
+                changed: true,
+                attempts: 0,
+            },
+            built.report,
+        ))
+    }
+
+    /// Step 1's building: the plan run against `guess` and its objects staged, or `None` if
+    /// the plan does not make a commit there (its answer may differ on the real tip, so only
+    /// a plan run on that tip may fail the write).
+    fn build_early<T>(
+        &self,
+        repos: &mut Repositories,
+        guess: Oid,
+        step: &Step<'_>,
+        plan: &mut impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
+        persisted: &HashSet<Oid>,
+        objects_dir: &std::path::Path,
+    ) -> Option<Early<T>> {
+        let built = match self.prepare(repos, Some(guess), step, plan, persisted) {
+            Ok(Prepared::Commit(built)) => built,
+            Ok(Prepared::Unchanged(..)) | Err(_) => return None,
+        };
+        let new: Vec<&NewObject> = built.objects.iter().collect();
+        let parallel = self.config.parallel_object_writes;
+        let staged = objects::stage_all(objects_dir, &new, parallel).ok()?;
+        Some(Early { built, staged })
+    }
+
+    /// Runs `plan` against `tip` and builds the commit it makes, in scratch.
+    fn prepare<T>(
+        &self,
+        repos: &mut Repositories,
+        tip: Option<Oid>,
+        step: &Step<'_>,
+        plan: &mut impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
+        persisted: &HashSet<Oid>,
+    ) -> Result<Prepared<T>, StoreError> {
+        let Repositories { disk, scratch, .. } = repos;
         let (changes, report, current, root) = {
             let planner = Planner {
                 wiki: self,
@@ -254,39 +493,8 @@ impl Wiki {
         if let Some(tip) = tip
             && edits.is_empty()
         {
-            return Ok(Attempt::Done(
-                WriteOutcome {
-                    revision: Revision(tip),
-                    changed: false,
-                    attempts: 0,
-                },
-                report,
-            ));
+            return Ok(Prepared::Unchanged(tip, report));
         }
-        self.build_and_swap(
-            request, seconds, disk, branch, reflog, builder, tip, root, &edits, blobs, landed,
-            persisted, report,
-        )
-    }
-
-    /// Builds the trees and the commit, persists what is new, and moves the branch.
-    #[allow(clippy::too_many_arguments)]
-    fn build_and_swap<T>(
-        &self,
-        request: &CommitRequest<'_>,
-        seconds: i64,
-        disk: &git2::Repository,
-        branch: &str,
-        reflog: &refs::Reflog,
-        mut builder: Builder<'_>,
-        tip: Option<Oid>,
-        root: Option<Oid>,
-        edits: &[(String, Option<Entry>)],
-        blobs: Vec<NewObject>,
-        landed: Vec<(FileChange, Option<Oid>)>,
-        persisted: &mut HashSet<Oid>,
-        report: T,
-    ) -> Result<Attempt<T>, StoreError> {
         let paths: Vec<(Vec<&str>, Option<Entry>)> = edits
             .iter()
             .map(|(path, entry)| (path.split('/').collect(), *entry))
@@ -296,68 +504,30 @@ impl Wiki {
             .first()
             .map(|t| t.id)
             .ok_or_else(|| StoreError::Git(git2::Error::from_str("no tree was built")))?;
-        let commit = builder.commit(root_tree, tip, request.author, seconds, request.message)?;
-
-        let new_objects: Vec<&NewObject> = trees
-            .iter()
-            .chain([&commit])
-            .chain(blobs.iter().filter(|b| !persisted.contains(&b.id)))
+        let request = step.request;
+        let commit = builder.commit(
+            root_tree,
+            tip,
+            request.author,
+            step.seconds,
+            request.message,
+        )?;
+        let commit_id = commit.id;
+        let blob_ids = blobs.iter().map(|b| b.id).collect();
+        let objects = trees
+            .into_iter()
+            .chain([commit])
+            .chain(blobs.into_iter().filter(|b| !persisted.contains(&b.id)))
             .collect();
-        let locked = self.persist_and_lock(branch, tip, commit.id, &new_objects)?;
-        persisted.extend(blobs.iter().map(|b| b.id));
-        let swap = match locked {
-            Locked::Held(held) => {
-                let who = format!("{} <{}>", request.author.name(), request.author.email());
-                let subject = request.message.lines().next().unwrap_or_default();
-                let log_message = match tip {
-                    Some(_) => format!("commit: {subject}"),
-                    None => format!("commit (initial): {subject}"),
-                };
-                let entry = ReflogEntry {
-                    who: &who,
-                    seconds,
-                    message: &log_message,
-                };
-                held.commit(
-                    &self.path,
-                    branch,
-                    tip,
-                    commit.id,
-                    (reflog, &entry),
-                    &self.branch_memo,
-                )
-                .map_err(|e| StoreError::io(format!("updating {branch}"), e))?
-            }
-            Locked::Moved(now) => Swap::Moved(now),
-            Locked::Foreign { age } => {
-                return Ok(Attempt::Blocked(Holder::ForeignLock {
-                    lock: format!("{branch}.lock"),
-                    age,
-                    stale_after: self.config.stale_lock_after,
-                }));
-            }
-        };
-        let on_branch = match swap {
-            Swap::Done => true,
-            // Someone renamed our lock file into place early, or removed it: the branch says
-            // whether our commit is on it.
-            Swap::Moved(Some(now)) | Swap::Vanished(Some(now)) => {
-                now == commit.id || disk.graph_descendant_of(now, commit.id)?
-            }
-            Swap::Moved(None) | Swap::Vanished(None) => false,
-        };
-        if !on_branch {
-            return Ok(Attempt::LostRace);
-        }
-        self.index_landed(tip, commit.id, root_tree, &landed);
-        Ok(Attempt::Done(
-            WriteOutcome {
-                revision: Revision(commit.id),
-                changed: true,
-                attempts: 0,
-            },
+        Ok(Prepared::Commit(Built {
+            tip,
+            commit: commit_id,
+            root_tree,
+            objects,
+            blobs: blob_ids,
+            landed,
             report,
-        ))
+        }))
     }
 
     /// Moves the in-memory page index from `parent` to the commit that just landed on it,
@@ -424,70 +594,50 @@ impl Wiki {
         }
         Ok(())
     }
-
-    /// Writes the new objects, and takes git's lock on the branch (holding the new commit) and
-    /// confirms the branch is still at `tip`, at once when the store writes in parallel: all
-    /// are round trips, and nothing reads the lock's content before the objects are written
-    /// (docs/decisions/0003-ref-updates.md).
-    fn persist_and_lock(
-        &self,
-        branch: &str,
-        tip: Option<Oid>,
-        commit: Oid,
-        new_objects: &[&NewObject],
-    ) -> Result<Locked, StoreError> {
-        let objects_dir = self.path.join("objects");
-        let lock = || -> Result<Locked, StoreError> {
-            let locking = |e| StoreError::io(format!("locking {branch}"), e);
-            let taken = refs::lock(&self.path, branch, commit, self.config.stale_lock_after)
-                .map_err(locking)?;
-            Ok(match taken {
-                refs::Taken::Held(held) => {
-                    match held.confirm(&self.path, branch, tip, &self.branch_memo) {
-                        Ok(Confirmed::Held(held)) => Locked::Held(held),
-                        Ok(Confirmed::Moved(now)) => Locked::Moved(now),
-                        Err(e) => return Err(StoreError::io(format!("reading {branch}"), e)),
-                    }
-                }
-                refs::Taken::Foreign { age } => Locked::Foreign { age },
-            })
-        };
-        let (persisted, locked) = if self.config.parallel_object_writes {
-            std::thread::scope(|scope| {
-                let locking = scope.spawn(lock);
-                let persisted = objects::persist_all(&objects_dir, new_objects, true);
-                let locked = locking.join().unwrap_or_else(|_| {
-                    Err(StoreError::io(
-                        format!("locking {branch}"),
-                        std::io::Error::other("the locking thread panicked"),
-                    ))
-                });
-                (persisted, locked)
-            })
-        } else {
-            let persisted = objects::persist_all(&objects_dir, new_objects, false);
-            (persisted, lock())
-        };
-        match (persisted, locked) {
-            (Ok(()), locked) => locked,
-            (Err(e), Ok(Locked::Held(held))) => {
-                held.release()
-                    .map_err(|e| StoreError::io(format!("unlocking {branch}"), e))?;
-                Err(e)
-            }
-            (Err(e), _) => Err(e),
-        }
-    }
 }
 
-/// How taking git's lock on the branch, and confirming the branch under it, ended.
+/// How confirming the branch under git's lock ended.
 enum Locked {
-    /// Ours, with the branch still at the tip the commit was built on.
-    Held(ConfirmedLock),
+    /// The branch was where the commit was built; the lock holds the commit.
+    Written(refs::WrittenLock),
     /// The branch had moved (to this); the lock was given up.
     Moved(Option<Oid>),
-    /// Another program holds the lock.
-    Foreign { age: std::time::Duration },
+}
+
+/// Who commits, when, and the tip this process guesses the branch is at.
+struct Step<'a> {
+    request: &'a CommitRequest<'a>,
+    seconds: i64,
+    guess: Option<Oid>,
+}
+
+/// Runs `first` on a thread of its own while `second` runs on this one, when `parallel`
+/// (each is a round trip or more on EFS); in order otherwise.
+fn at_once<A: Send, B>(
+    parallel: bool,
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B,
+) -> Result<(A, B), StoreError> {
+    if !parallel {
+        let a = first();
+        return Ok((a, second()));
+    }
+    std::thread::scope(|scope| {
+        let first = scope.spawn(first);
+        let b = second();
+        let a = first.join().map_err(|_| {
+            StoreError::io(
+                "committing",
+                std::io::Error::other("a committing thread panicked"),
+            )
+        })?;
+        Ok((a, b))
+    })
+}
+
+/// The outcome of giving up git's lock on `branch`.
+fn release(released: std::io::Result<()>, branch: &str) -> Result<(), StoreError> {
+    released.map_err(|e| StoreError::io(format!("unlocking {branch}"), e))
 }
 
 /// A plan may change each page once.

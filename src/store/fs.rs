@@ -14,29 +14,23 @@ use std::path::Path;
 /// but the write or close fails, the file this call created is removed; if the create fails,
 /// nothing is touched (the path may be someone else's, such as another writer's lock).
 pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    write_new_then(path, bytes, mode, |_| Ok(()))
-}
-
-/// As [`write_new`], and `inspect` sees the file once written, before it is closed (to take
-/// its metadata from the open descriptor, say); its error counts as the write's.
-pub(crate) fn write_new_then<T>(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    inspect: impl FnOnce(&File) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    let inspected = file.write_all(bytes).and_then(|()| inspect(&file));
+    let mut file = create_new(path, mode)?;
+    let written = file.write_all(bytes);
     let closed = close(file);
-    let result = inspected.and_then(|seen| closed.map(|()| seen));
+    let result = written.and(closed);
     if result.is_err() {
         let _ = remove_if_present(path);
     }
     result
+}
+
+/// Creates `path` for writing; it must not exist. One file-system operation.
+pub(crate) fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
 }
 
 /// Reads the whole of `path`; `None` if it does not exist.

@@ -10,7 +10,7 @@
 //! This module must not move refs (see `refs`) or decide what to write (the store does).
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{Blob, Commit, ErrorCode, FileMode, ObjectType, Odb, Oid, Repository, Tree};
 
@@ -323,48 +323,124 @@ impl<'s> Builder<'s> {
     }
 }
 
-/// Persists `objects` as loose objects; `parallel`: all at once, since they are independent
-/// and on EFS their round trips then overlap instead of adding up.
-pub(crate) fn persist_all(
+/// An object written to a temporary file beside its place (`xx/tmp_obj_wikibot_…`), where no
+/// reader looks for it yet.
+pub(crate) struct Staged {
+    temporary: PathBuf,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Renames the object into place: from here a ref may name it.
+    fn publish(self) -> io::Result<()> {
+        let placed = std::fs::rename(&self.temporary, &self.target);
+        if placed.is_err() {
+            let _ = remove_if_present(&self.temporary);
+        }
+        placed
+    }
+
+    /// Removes the temporary file: the object was built for a tip that moved.
+    fn discard(self) -> io::Result<()> {
+        remove_if_present(&self.temporary)
+    }
+}
+
+/// Writes `objects` to temporary files beside their places, all at once when `parallel`
+/// (independent round trips on EFS then overlap instead of adding up). On failure what was
+/// written is removed.
+pub(crate) fn stage_all(
     objects_dir: &Path,
     objects: &[&NewObject],
     parallel: bool,
-) -> Result<(), StoreError> {
-    let persist_one = |object: &NewObject| {
-        persist(objects_dir, object)
+) -> Result<Vec<Staged>, StoreError> {
+    let staged = at_once(objects.to_vec(), parallel, |object| {
+        stage(objects_dir, object)
             .map_err(|e| StoreError::io(format!("writing object {}", object.id), e))
-    };
-    if !parallel {
-        return objects.iter().try_for_each(|object| persist_one(object));
+    });
+    let (done, failed): (Vec<_>, Vec<_>) = staged.into_iter().partition(Result::is_ok);
+    let done: Vec<Staged> = done.into_iter().flatten().collect();
+    match failed.into_iter().find_map(Result::err) {
+        None => Ok(done),
+        Some(e) => {
+            discard_all(done, parallel);
+            Err(e)
+        }
     }
-    let Some((last, rest)) = objects.split_last() else {
-        return Ok(());
-    };
+}
+
+/// Renames staged objects into place, all at once when `parallel`.
+pub(crate) fn publish_all(staged: Vec<Staged>, parallel: bool) -> Result<(), StoreError> {
+    at_once(staged, parallel, |staged| {
+        let target = staged.target.display().to_string();
+        staged
+            .publish()
+            .map_err(|e| StoreError::io(format!("placing object {target}"), e))
+    })
+    .into_iter()
+    .collect()
+}
+
+/// Removes staged objects that will not be published. A file left behind (the removal
+/// failed, or the process died) is a `tmp_obj_` file, which maintenance and `git gc` clear.
+pub(crate) fn discard_all(staged: Vec<Staged>, parallel: bool) {
+    for result in at_once(staged, parallel, |staged| {
+        staged
+            .discard()
+            .map_err(|e| StoreError::io("removing a temporary object file", e))
+    }) {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "a temporary object file stays for maintenance");
+        }
+    }
+}
+
+/// Runs `each` on every item: on threads of their own (and this one) when `parallel`, in
+/// order otherwise.
+fn at_once<I: Send, R: Send>(
+    items: Vec<I>,
+    parallel: bool,
+    each: impl Fn(I) -> Result<R, StoreError> + Sync,
+) -> Vec<Result<R, StoreError>> {
+    if !parallel || items.len() < 2 {
+        return items.into_iter().map(each).collect();
+    }
+    let each = &each;
     std::thread::scope(|scope| {
-        let others: Vec<_> = rest
-            .iter()
-            .map(|object| scope.spawn(move || persist_one(object)))
+        let mut items = items;
+        let mine = items.pop();
+        let others: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || each(item)))
             .collect();
-        let mine = persist_one(last);
-        others
+        let mine = mine.map(each);
+        let mut results: Vec<_> = others
             .into_iter()
             .map(|handle| {
                 handle.join().unwrap_or_else(|_| {
                     Err(StoreError::io(
-                        "writing an object",
-                        io::Error::other("the writing thread panicked"),
+                        "writing objects",
+                        io::Error::other("a writing thread panicked"),
                     ))
                 })
             })
-            .fold(mine, Result::and)
+            .collect();
+        results.extend(mine);
+        results
     })
 }
 
-/// Persists `object` under `objects_dir` as a loose object: deflated `<kind> <size>\0<data>`
-/// at `xx/yyyy…`, written to a temporary file and renamed into place. The temporary name
-/// starts with `tmp_obj_`, which maintenance (and `git gc`) clean up if a writer dies in
-/// between.
+/// Persists `object` under `objects_dir` as a loose object and puts it in place.
+#[cfg(test)]
 pub(crate) fn persist(objects_dir: &Path, object: &NewObject) -> io::Result<()> {
+    stage(objects_dir, object)?.publish()
+}
+
+/// Writes `object` as a loose object (deflated `<kind> <size>\0<data>`) to a temporary file
+/// in its fan-out directory, for [`Staged::publish`] to rename to `xx/yyyy…`. The temporary
+/// name starts with `tmp_obj_`, which maintenance (and `git gc`) clean up if a writer dies in
+/// between.
+fn stage(objects_dir: &Path, object: &NewObject) -> io::Result<Staged> {
     let mut encoder = flate2::write::ZlibEncoder::new(
         Vec::with_capacity(object.data.len() / 2 + 64),
         flate2::Compression::fast(),
@@ -387,11 +463,10 @@ pub(crate) fn persist(objects_dir: &Path, object: &NewObject) -> io::Result<()> 
         },
         other => other?,
     }
-    let placed = std::fs::rename(&temporary, dir.join(rest));
-    if placed.is_err() {
-        let _ = remove_if_present(&temporary);
-    }
-    placed
+    Ok(Staged {
+        temporary,
+        target: dir.join(rest),
+    })
 }
 
 #[cfg(test)]

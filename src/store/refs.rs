@@ -16,7 +16,8 @@
 //! open alone, which revalidates the file on NFS, tells. This module must not
 //! decide when to retry, and must not be called without the writer mutex.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -24,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use git2::Oid;
 
-use super::fs::{append, remove_if_present, write_new_then};
+use super::fs::{append, close, create_new, remove_if_present};
 
 /// The mode of the lock files wikibot creates: no owner write bit marks them as ours.
 const OUR_LOCK_MODE: u32 = 0o444;
@@ -137,6 +138,15 @@ impl RefMemo {
         memo.and_then(|(known, value)| (known == stamp).then_some(value))
     }
 
+    /// The value last read or written, wherever the ref is now.
+    pub(crate) fn value(&self) -> Option<Oid> {
+        let memo = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        memo.map(|(_, value)| value)
+    }
+
     fn remember(&self, stamp: RefStamp, value: Oid) {
         *self
             .0
@@ -184,11 +194,12 @@ fn read_small(mut file: std::fs::File) -> io::Result<Vec<u8>> {
     Ok(buffer[..filled].to_vec())
 }
 
-/// git's lock on a ref, held by us.
+/// git's lock on a ref, held by us: the lock file, created empty and kept open.
 pub(crate) struct RefLock {
     lock: PathBuf,
-    /// The lock file's stamp once written: the ref's after the rename.
-    stamp: RefStamp,
+    file: File,
+    /// The lock file's device and inode: a late rename may make it the ref itself.
+    inode: (u64, u64),
 }
 
 /// What trying to lock a ref found.
@@ -200,29 +211,28 @@ pub(crate) enum Taken {
     },
 }
 
-/// Takes git's lock on ref `name`, the lock file holding `new`, the value
-/// [`ConfirmedLock::commit`] will give the ref. The caller holds the writer mutex. A lock file left by a dead wikibot
-/// writer is removed; one of another program's is removed only once it is older than
-/// `stale_after`.
-pub(crate) fn lock(
-    git_dir: &Path,
-    name: &str,
-    new: Oid,
-    stale_after: Duration,
-) -> io::Result<Taken> {
+/// Takes git's lock on ref `name`: creates `<ref>.lock`, empty, for [`ConfirmedLock::write`]
+/// to fill once the ref's value is confirmed under it. The caller holds the writer mutex. A
+/// lock file left by a dead wikibot writer is removed; one of another program's is removed
+/// only once it is older than `stale_after`.
+pub(crate) fn lock(git_dir: &Path, name: &str, stale_after: Duration) -> io::Result<Taken> {
     let lock = git_dir.join(format!("{name}.lock"));
-    let line = format!("{new}\n");
     let mut made_parent = false;
     // Each turn either takes the lock, or removes one obstacle; two obstacles in a row
     // (someone keeps recreating it) are answered as a foreign lock.
     for _ in 0..3 {
-        // The stamp is taken before the close, from the descriptor: on NFS the write's reply
-        // carries the attributes, so it costs no round trip of its own.
-        let stamped = write_new_then(&lock, line.as_bytes(), OUR_LOCK_MODE, |file| {
-            file.metadata().map(|meta| RefStamp::of(&meta))
-        });
-        match stamped {
-            Ok(stamp) => return Ok(Taken::Held(RefLock { lock, stamp })),
+        match create_new(&lock, OUR_LOCK_MODE) {
+            Ok(file) => {
+                // From the descriptor: the create's reply brought the attributes.
+                let inode = match file.metadata() {
+                    Ok(meta) => (meta.dev(), meta.ino()),
+                    Err(e) => {
+                        remove_if_present(&lock)?;
+                        return Err(e);
+                    }
+                };
+                return Ok(Taken::Held(RefLock { lock, file, inode }));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound && !made_parent => {
                 // `refs/heads/` can be missing: tools that drop empty directories, or a
                 // repository whose refs are all packed. git recreates it; so do we.
@@ -261,8 +271,12 @@ pub(crate) fn lock(
 impl RefLock {
     /// Confirms that the ref still points at `expected` (`None`: must not exist), now that
     /// git's lock keeps everyone else's updates out. If it moved, the lock is given up and
-    /// the ref's value is returned: only a person's git can have moved it, or a late rename
-    /// can have published our lock file early, which the caller tells apart.
+    /// the ref's value is returned: only a person's git can have moved it.
+    ///
+    /// If the ref file *is* our lock file, someone's late rename published it before this
+    /// check (`docs/decisions/0003-ref-updates.md`): the ref's value before that was the tip
+    /// the caller read under the writer mutex, so the lock counts as confirmed, and writing it
+    /// gives the ref the commit that was to follow that tip.
     pub(crate) fn confirm(
         self,
         git_dir: &Path,
@@ -270,20 +284,34 @@ impl RefLock {
         expected: Option<Oid>,
         memo: &RefMemo,
     ) -> io::Result<Confirmed> {
-        let Self { lock, stamp } = self;
         // From here the lock is ours: every path below releases it or hands it on.
         let current = match read(git_dir, name, memo) {
             Ok(current) => current,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData && self.is_the_ref(git_dir, name) => {
+                return Ok(Confirmed::Held(ConfirmedLock(self)));
+            }
             Err(e) => {
-                remove_if_present(&lock)?;
+                self.release()?;
                 return Err(e);
             }
         };
         if current != expected {
-            remove_if_present(&lock)?;
+            self.release()?;
             return Ok(Confirmed::Moved(current));
         }
-        Ok(Confirmed::Held(ConfirmedLock { lock, stamp }))
+        Ok(Confirmed::Held(ConfirmedLock(self)))
+    }
+
+    /// Whether the ref file is our lock file (renamed into place by someone else).
+    fn is_the_ref(&self, git_dir: &Path, name: &str) -> bool {
+        std::fs::symlink_metadata(git_dir.join(name))
+            .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.inode)
+    }
+
+    /// Gives the lock up without changing the ref.
+    pub(crate) fn release(self) -> io::Result<()> {
+        drop(self.file);
+        remove_if_present(&self.lock)
     }
 }
 
@@ -296,25 +324,48 @@ pub(crate) enum Confirmed {
 }
 
 /// git's lock on a ref whose value was checked after the lock was taken.
-pub(crate) struct ConfirmedLock {
-    lock: PathBuf,
-    stamp: RefStamp,
-}
+pub(crate) struct ConfirmedLock(RefLock);
 
 impl ConfirmedLock {
-    /// Points the ref at `new` (what the lock file holds), its value having been confirmed to
-    /// be `expected`: appends the reflog line if git's rules ask for one, and renames the
-    /// lock over the ref. A ref moved here is remembered in `memo`.
+    /// Writes `new`, the value the ref is to get, into the lock file and closes it. Its stamp
+    /// is taken first, from the descriptor (on NFS the write's reply carries the attributes):
+    /// the ref's after the rename, since a rename keeps a file's modification time.
+    pub(crate) fn write(self, new: Oid) -> io::Result<WrittenLock> {
+        let RefLock { lock, mut file, .. } = self.0;
+        let stamped = file
+            .write_all(format!("{new}\n").as_bytes())
+            .and_then(|()| file.metadata())
+            .map(|meta| RefStamp::of(&meta));
+        match stamped.and_then(|stamp| close(file).map(|()| stamp)) {
+            Ok(stamp) => Ok(WrittenLock { lock, stamp, new }),
+            Err(e) => {
+                remove_if_present(&lock)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// git's lock on a ref, confirmed and holding the ref's new value.
+pub(crate) struct WrittenLock {
+    lock: PathBuf,
+    stamp: RefStamp,
+    new: Oid,
+}
+
+impl WrittenLock {
+    /// Points the ref at the value the lock holds, the ref having been confirmed to be
+    /// `expected`: appends the reflog line if git's rules ask for one, and renames the lock
+    /// over the ref. A ref moved here is remembered in `memo`.
     pub(crate) fn commit(
         self,
         git_dir: &Path,
         name: &str,
         expected: Option<Oid>,
-        new: Oid,
         reflog: (&Reflog, &ReflogEntry<'_>),
         memo: &RefMemo,
     ) -> io::Result<Swap> {
-        let Self { lock, stamp } = self;
+        let Self { lock, stamp, new } = self;
         let (log, entry) = reflog;
         if let Err(e) = log.write(expected, new, entry) {
             // git refuses a ref update whose reflog it cannot write; so do we.
@@ -478,14 +529,16 @@ mod tests {
             seconds: 1_700_000_000,
             message,
         };
-        match lock(dir, MAIN, new, STALE).unwrap() {
+        match lock(dir, MAIN, STALE).unwrap() {
             Taken::Held(held) => Some(
                 match held
                     .confirm(dir, MAIN, expected, &RefMemo::default())
                     .unwrap()
                 {
                     Confirmed::Held(held) => held
-                        .commit(dir, MAIN, expected, new, (log, &entry), &RefMemo::default())
+                        .write(new)
+                        .unwrap()
+                        .commit(dir, MAIN, expected, (log, &entry), &RefMemo::default())
                         .unwrap(),
                     Confirmed::Moved(now) => Swap::Moved(now),
                 },
@@ -562,7 +615,7 @@ mod tests {
             message: "m",
         };
         let take = |dir: &Path| {
-            let Taken::Held(held) = lock(dir, MAIN, oid(2), STALE).unwrap() else {
+            let Taken::Held(held) = lock(dir, MAIN, STALE).unwrap() else {
                 panic!("free")
             };
             held
@@ -571,68 +624,76 @@ mod tests {
         let late_rename = |dir: &Path| {
             std::fs::rename(dir.join("refs/heads/main.lock"), dir.join(MAIN)).unwrap();
         };
+        let memo = RefMemo::default();
+        // Whether it comes before our check, between the check and the write, or between
+        // the write and our rename, the branch ends at our commit, and the rename says so.
+        for when in ["before the check", "before the write", "before the rename"] {
+            let dir = git_dir();
+            swap(dir.path(), None, oid(1));
+            let held = take(dir.path());
+            if when == "before the check" {
+                late_rename(dir.path());
+            }
+            let Confirmed::Held(held) =
+                held.confirm(dir.path(), MAIN, Some(oid(1)), &memo).unwrap()
+            else {
+                panic!("{when}: the lock counts as confirmed")
+            };
+            if when == "before the write" {
+                late_rename(dir.path());
+            }
+            let written = held.write(oid(2)).unwrap();
+            if when == "before the rename" {
+                late_rename(dir.path());
+            }
+            let landed = written
+                .commit(
+                    dir.path(),
+                    MAIN,
+                    Some(oid(1)),
+                    (&Reflog::default(), &entry),
+                    &memo,
+                )
+                .unwrap();
+            assert_eq!(landed, Swap::Vanished(Some(oid(2))), "{when}");
+            assert_eq!(
+                read(dir.path(), MAIN, &memo).unwrap(),
+                Some(oid(2)),
+                "{when}"
+            );
+            assert!(!dir.path().join("refs/heads/main.lock").exists(), "{when}");
+        }
 
-        // Before we confirm the branch: the check finds it at our commit.
+        // A ref file that is not ours and holds no commit id is an error, and the lock goes.
         let dir = git_dir();
         swap(dir.path(), None, oid(1));
         let held = take(dir.path());
-        late_rename(dir.path());
-        assert!(matches!(
-            held.confirm(dir.path(), MAIN, Some(oid(1)), &RefMemo::default()).unwrap(),
-            Confirmed::Moved(Some(moved)) if moved == oid(2)
-        ));
-        assert!(!dir.path().join("refs/heads/main.lock").exists());
-
-        // After we confirmed it: our rename finds the lock gone and says where the ref is.
-        let dir = git_dir();
-        swap(dir.path(), None, oid(1));
-        let Confirmed::Held(held) = take(dir.path())
-            .confirm(dir.path(), MAIN, Some(oid(1)), &RefMemo::default())
-            .unwrap()
-        else {
-            panic!("the branch is where we left it")
-        };
-        late_rename(dir.path());
-        let swap = held
-            .commit(
-                dir.path(),
-                MAIN,
-                Some(oid(1)),
-                oid(2),
-                (&Reflog::default(), &entry),
-                &RefMemo::default(),
-            )
+        std::fs::write(dir.path().join(MAIN), "").unwrap();
+        let err = held
+            .confirm(dir.path(), MAIN, Some(oid(1)), &memo)
+            .err()
             .unwrap();
-        assert_eq!(swap, Swap::Vanished(Some(oid(2))));
-        assert_eq!(
-            read(dir.path(), MAIN, &RefMemo::default()).unwrap(),
-            Some(oid(2))
-        );
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(!dir.path().join("refs/heads/main.lock").exists());
     }
 
     #[test]
     fn a_ref_file_this_process_wrote_or_read_is_known_by_its_stamp() {
         let dir = git_dir();
         let ours = RefMemo::default();
-        let Taken::Held(held) = lock(dir.path(), MAIN, oid(1), STALE).unwrap() else {
+        let Taken::Held(held) = lock(dir.path(), MAIN, STALE).unwrap() else {
             panic!("free")
         };
         let Confirmed::Held(held) = held.confirm(dir.path(), MAIN, None, &ours).unwrap() else {
             panic!("no branch yet")
         };
+        let held = held.write(oid(1)).unwrap();
         let entry = ReflogEntry {
             who: "Ada <ada@example.com>",
             seconds: 1_700_000_000,
             message: "commit: x",
         };
-        let landed = held.commit(
-            dir.path(),
-            MAIN,
-            None,
-            oid(1),
-            (&Reflog::default(), &entry),
-            &ours,
-        );
+        let landed = held.commit(dir.path(), MAIN, None, (&Reflog::default(), &entry), &ours);
         assert_eq!(landed.unwrap(), Swap::Done);
 
         // Rewrite the file in place, keeping its size and time: only a process that reads it
@@ -666,7 +727,7 @@ mod tests {
     fn a_lock_taken_on_a_moved_branch_is_given_up() {
         let dir = git_dir();
         swap(dir.path(), None, oid(1));
-        let Taken::Held(held) = lock(dir.path(), MAIN, oid(3), STALE).unwrap() else {
+        let Taken::Held(held) = lock(dir.path(), MAIN, STALE).unwrap() else {
             panic!("free")
         };
         // We built on oid(9), but the branch is at oid(1) (a person's git moved it).
