@@ -226,93 +226,123 @@ impl Wiki {
         plan: &mut (impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError> + Send),
         persisted: &mut HashSet<Oid>,
     ) -> Result<Attempt<T>, StoreError> {
-        let parallel = self.config.parallel_object_writes;
-        let objects_dir = self.path.join("objects");
         let mut repos = self.fresh_repos()?;
         repos.scratch.bound_memory()?;
+        let at = Attempting {
+            step,
+            branch: repos.branch.clone(),
+            objects_dir: self.path.join("objects"),
+            parallel: self.config.parallel_object_writes,
+            persisted,
+        };
+        let repos: &mut Repositories = &mut repos;
+        let (attempt, placed) = std::thread::scope(|scope| {
+            let at = &at;
+            // 1. The building goes on beside steps 1 and 2, until its objects are needed.
+            let building = match step.guess {
+                Some(guess) if at.parallel => Building::Running(
+                    scope.spawn(move || (self.build_early(at, repos, guess, plan), (repos, plan))),
+                ),
+                Some(guess) => {
+                    let early = self.build_early(at, repos, guess, plan);
+                    Building::Finished((early, (repos, plan)))
+                }
+                None => Building::Finished((None, (repos, plan))),
+            };
+            let writer = match self.writer.try_lock() {
+                Ok(Some(writer)) => writer,
+                Ok(None) => {
+                    at.discard(building);
+                    return Ok((Attempt::Blocked(Holder::LiveWriter), Vec::new()));
+                }
+                Err(e) => {
+                    at.discard(building);
+                    let locking = format!("locking {}", self.writer.path().display());
+                    return Err(StoreError::io(locking, e));
+                }
+            };
 
-        // 1.
-        let (writer, early) = match step.guess {
-            Some(guess) => {
-                let building: &mut Repositories = &mut repos;
-                let (early, writer) = at_once(
-                    parallel,
-                    || self.build_early(building, guess, step, plan, persisted, &objects_dir),
-                    || self.writer.try_lock(),
-                )?;
-                (writer, early)
-            }
-            None => (self.writer.try_lock(), None),
-        };
-        let discard = |early: Option<Early<T>>| {
-            if let Some(early) = early {
-                objects::discard_all(early.staged, parallel);
-            }
-        };
-        let writer = match writer {
-            Ok(Some(writer)) => writer,
-            Ok(None) => {
-                discard(early);
-                return Ok(Attempt::Blocked(Holder::LiveWriter));
-            }
-            Err(e) => {
-                discard(early);
-                let locking = format!("locking {}", self.writer.path().display());
-                return Err(StoreError::io(locking, e));
-            }
-        };
-        let branch = repos.branch.clone();
+            // 2.
+            let branch = &at.branch;
+            let (taken, tip) = at_once(
+                at.parallel,
+                || {
+                    refs::lock(&self.path, branch, self.config.stale_lock_after)
+                        .map_err(|e| StoreError::io(format!("locking {branch}"), e))
+                },
+                || self.read_branch(branch),
+            )?;
+            let (lock, tip) = match (taken, tip) {
+                (Ok(refs::Taken::Held(lock)), Ok(tip)) => (lock, tip),
+                (Ok(refs::Taken::Foreign { age }), _) => {
+                    at.discard(building);
+                    let holder = Holder::ForeignLock {
+                        lock: format!("{branch}.lock"),
+                        age,
+                        stale_after: self.config.stale_lock_after,
+                    };
+                    return Ok((Attempt::Blocked(holder), Vec::new()));
+                }
+                (Ok(refs::Taken::Held(lock)), Err(e)) => {
+                    at.discard(building);
+                    release(lock.release(), branch)?;
+                    return Err(e);
+                }
+                (Err(e), _) => {
+                    at.discard(building);
+                    return Err(e);
+                }
+            };
+            let (early, (repos, plan)) = match building.finish() {
+                Ok(finished) => finished,
+                Err(e) => {
+                    release(lock.release(), branch)?;
+                    return Err(e);
+                }
+            };
+            let landed = self.land(at, repos, plan, lock, tip, early);
+            // 5.
+            drop(writer);
+            landed
+        })?;
+        persisted.extend(placed);
+        Ok(attempt)
+    }
 
-        // 2.
-        let (taken, tip) = at_once(
-            parallel,
-            || {
-                refs::lock(&self.path, &branch, self.config.stale_lock_after)
-                    .map_err(|e| StoreError::io(format!("locking {branch}"), e))
-            },
-            || self.read_branch(&branch),
-        )?;
-        let (lock, tip) = match (taken, tip) {
-            (Ok(refs::Taken::Held(lock)), Ok(tip)) => (lock, tip),
-            (Ok(refs::Taken::Foreign { age }), _) => {
-                discard(early);
-                return Ok(Attempt::Blocked(Holder::ForeignLock {
-                    lock: format!("{branch}.lock"),
-                    age,
-                    stale_after: self.config.stale_lock_after,
-                }));
-            }
-            (Ok(refs::Taken::Held(lock)), Err(e)) => {
-                discard(early);
-                release(lock.release(), &branch)?;
-                return Err(e);
-            }
-            (Err(e), _) => {
-                discard(early);
-                return Err(e);
-            }
-        };
-
+    /// Steps 3 and 4 of an attempt, holding the writer mutex and git's lock (empty) on the
+    /// branch, whose tip is `tip`: the objects of the commit built on it (early, or now) put
+    /// in place, the lock confirmed and filled, and renamed over the branch. Also returns the
+    /// blobs now on disk.
+    fn land<T: Send>(
+        &self,
+        at: &Attempting<'_>,
+        repos: &mut Repositories,
+        plan: &mut impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
+        lock: refs::RefLock,
+        tip: Option<Oid>,
+        early: Option<Early<T>>,
+    ) -> Result<(Attempt<T>, Vec<Oid>), StoreError> {
+        let (parallel, branch) = (at.parallel, &at.branch);
         // 3.
         let (built, staged) = match early {
             Some(early) if early.built.tip == tip => (early.built, Some(early.staged)),
             early => {
-                discard(early);
-                match self.prepare(&mut repos, tip, step, plan, persisted) {
+                if let Some(early) = early {
+                    objects::discard_all(early.staged, parallel);
+                }
+                match self.prepare(repos, tip, at, plan) {
                     Ok(Prepared::Commit(built)) => (built, None),
                     Ok(Prepared::Unchanged(tip, report)) => {
-                        release(lock.release(), &branch)?;
-                        return Ok(Attempt::Done(
-                            WriteOutcome {
-                                revision: Revision(tip),
-                                changed: false,
-                                attempts: 0,
-                            },
-                            report,
-                        ));
+                        release(lock.release(), branch)?;
+                        let outcome = WriteOutcome {
+                            revision: Revision(tip),
+                            changed: false,
+                            attempts: 0,
+                        };
+                        return Ok((Attempt::Done(outcome, report), Vec::new()));
                     }
                     Err(e) => {
-                        release(lock.release(), &branch)?;
+                        release(lock.release(), branch)?;
                         return Err(e);
                     }
                 }
@@ -327,14 +357,14 @@ impl Wiki {
                     Some(staged) => staged,
                     None => {
                         let new: Vec<&NewObject> = built.objects.iter().collect();
-                        objects::stage_all(&objects_dir, &new, parallel)?
+                        objects::stage_all(&at.objects_dir, &new, parallel)?
                     }
                 };
                 objects::publish_all(staged, parallel)
             },
             || {
                 let confirmed = lock
-                    .confirm(&self.path, &branch, tip, &self.branch_memo)
+                    .confirm(&self.path, branch, tip, &self.branch_memo)
                     .map_err(|e| StoreError::io(format!("reading {branch}"), e))?;
                 Ok(match confirmed {
                     Confirmed::Held(lock) => Locked::Written(
@@ -348,17 +378,16 @@ impl Wiki {
         let locked = match (placed, written) {
             (Ok(()), Ok(locked)) => locked,
             (Err(e), Ok(Locked::Written(written))) => {
-                release(written.release(), &branch)?;
+                release(written.release(), branch)?;
                 return Err(e);
             }
             (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
         };
-        persisted.extend(built.blobs.iter().copied());
 
         // 4.
         let swap = match locked {
             Locked::Written(written) => {
-                let request = step.request;
+                let request = at.step.request;
                 let who = format!("{} <{}>", request.author.name(), request.author.email());
                 let subject = request.message.lines().next().unwrap_or_default();
                 let log_message = match tip {
@@ -367,13 +396,13 @@ impl Wiki {
                 };
                 let entry = ReflogEntry {
                     who: &who,
-                    seconds: step.seconds,
+                    seconds: at.step.seconds,
                     message: &log_message,
                 };
                 written
                     .commit(
                         &self.path,
-                        &branch,
+                        branch,
                         tip,
                         (&repos.reflog, &entry),
                         &self.branch_memo,
@@ -391,21 +420,16 @@ impl Wiki {
             }
             Swap::Moved(None) | Swap::Vanished(None) => false,
         };
-        // 5. (`writer` is dropped on return.)
-        drop(repos);
-        drop(writer);
         if !on_branch {
-            return Ok(Attempt::LostRace);
+            return Ok((Attempt::LostRace, built.blobs));
         }
         self.index_landed(built.tip, built.commit, built.root_tree, &built.landed);
-        Ok(Attempt::Done(
-            WriteOutcome {
-                revision: Revision(built.commit),
-                changed: true,
-                attempts: 0,
-            },
-            built.report,
-        ))
+        let outcome = WriteOutcome {
+            revision: Revision(built.commit),
+            changed: true,
+            attempts: 0,
+        };
+        Ok((Attempt::Done(outcome, built.report), built.blobs))
     }
 
     /// Step 1's building: the plan run against `guess` and its objects staged, or `None` if
@@ -413,20 +437,17 @@ impl Wiki {
     /// a plan run on that tip may fail the write).
     fn build_early<T>(
         &self,
+        at: &Attempting<'_>,
         repos: &mut Repositories,
         guess: Oid,
-        step: &Step<'_>,
         plan: &mut impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
-        persisted: &HashSet<Oid>,
-        objects_dir: &std::path::Path,
     ) -> Option<Early<T>> {
-        let built = match self.prepare(repos, Some(guess), step, plan, persisted) {
+        let built = match self.prepare(repos, Some(guess), at, plan) {
             Ok(Prepared::Commit(built)) => built,
             Ok(Prepared::Unchanged(..)) | Err(_) => return None,
         };
         let new: Vec<&NewObject> = built.objects.iter().collect();
-        let parallel = self.config.parallel_object_writes;
-        let staged = objects::stage_all(objects_dir, &new, parallel).ok()?;
+        let staged = objects::stage_all(&at.objects_dir, &new, at.parallel).ok()?;
         Some(Early { built, staged })
     }
 
@@ -435,10 +456,10 @@ impl Wiki {
         &self,
         repos: &mut Repositories,
         tip: Option<Oid>,
-        step: &Step<'_>,
+        at: &Attempting<'_>,
         plan: &mut impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError>,
-        persisted: &HashSet<Oid>,
     ) -> Result<Prepared<T>, StoreError> {
+        let (step, persisted) = (at.step, at.persisted);
         let Repositories { disk, scratch, .. } = repos;
         let (changes, report, current, root) = {
             let planner = Planner {
@@ -609,6 +630,46 @@ struct Step<'a> {
     request: &'a CommitRequest<'a>,
     seconds: i64,
     guess: Option<Oid>,
+}
+
+/// What an attempt works with.
+struct Attempting<'a> {
+    step: &'a Step<'a>,
+    branch: String,
+    objects_dir: std::path::PathBuf,
+    /// Independent round trips at once, on threads of their own.
+    parallel: bool,
+    /// Blobs earlier attempts put on disk.
+    persisted: &'a HashSet<Oid>,
+}
+
+impl Attempting<'_> {
+    /// Waits for step 1's building and removes what it staged: the attempt ends early.
+    fn discard<R, T>(&self, building: Building<'_, (Option<Early<T>>, R)>) {
+        if let Ok((Some(early), _)) = building.finish() {
+            objects::discard_all(early.staged, self.parallel);
+        }
+    }
+}
+
+/// Step 1's building: on a thread of its own when writing in parallel, else done already.
+enum Building<'scope, R> {
+    Running(std::thread::ScopedJoinHandle<'scope, R>),
+    Finished(R),
+}
+
+impl<R> Building<'_, R> {
+    fn finish(self) -> Result<R, StoreError> {
+        match self {
+            Self::Running(handle) => handle.join().map_err(|_| {
+                StoreError::io(
+                    "committing",
+                    std::io::Error::other("the building thread panicked"),
+                )
+            }),
+            Self::Finished(finished) => Ok(finished),
+        }
+    }
 }
 
 /// Runs `first` on a thread of its own while `second` runs on this one, when `parallel`
