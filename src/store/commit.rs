@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use git2::Oid;
 
+use super::fs;
 use super::objects::{self, Builder, Entry, NewObject, Objects, Staged};
 use super::page_index::PageIndex;
 use super::refs::{self, Confirmed, ReflogEntry, Swap};
@@ -363,14 +364,18 @@ impl Wiki {
                 objects::publish_all(staged, parallel)
             },
             || {
-                let confirmed = lock
-                    .confirm(&self.path, branch, tip, &self.branch_memo)
-                    .map_err(|e| StoreError::io(format!("reading {branch}"), e))?;
-                Ok(match confirmed {
-                    Confirmed::Held(lock) => Locked::Written(
-                        lock.write(built.commit)
-                            .map_err(|e| StoreError::io(format!("locking {branch}"), e))?,
-                    ),
+                let filled = lock
+                    .fill_and_confirm(
+                        &self.path,
+                        branch,
+                        built.commit,
+                        tip,
+                        &self.branch_memo,
+                        parallel,
+                    )
+                    .map_err(|e| StoreError::io(format!("locking {branch}"), e))?;
+                Ok(match filled {
+                    Confirmed::Held(written) => Locked::Written(written),
                     Confirmed::Moved(now) => Locked::Moved(now),
                 })
             },
@@ -672,28 +677,13 @@ impl<R> Building<'_, R> {
     }
 }
 
-/// Runs `first` on a thread of its own while `second` runs on this one, when `parallel`
-/// (each is a round trip or more on EFS); in order otherwise.
+/// [`fs::at_once`], a panicked thread reported as the store's error.
 fn at_once<A: Send, B>(
     parallel: bool,
     first: impl FnOnce() -> A + Send,
     second: impl FnOnce() -> B,
 ) -> Result<(A, B), StoreError> {
-    if !parallel {
-        let a = first();
-        return Ok((a, second()));
-    }
-    std::thread::scope(|scope| {
-        let first = scope.spawn(first);
-        let b = second();
-        let a = first.join().map_err(|_| {
-            StoreError::io(
-                "committing",
-                std::io::Error::other("a committing thread panicked"),
-            )
-        })?;
-        Ok((a, b))
-    })
+    fs::at_once(parallel, first, second).map_err(|e| StoreError::io("committing", e))
 }
 
 /// The outcome of giving up git's lock on `branch`.

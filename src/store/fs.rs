@@ -79,6 +79,28 @@ pub(crate) fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written.and(close(file))
 }
 
+/// Runs `first` on a thread of its own while `second` runs on this one, when `parallel`: on
+/// EFS each is a round trip or more, and independent ones then overlap instead of adding up.
+/// In order otherwise, `first` first.
+pub(crate) fn at_once<A: Send, B>(
+    parallel: bool,
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B,
+) -> io::Result<(A, B)> {
+    if !parallel {
+        let a = first();
+        return Ok((a, second()));
+    }
+    std::thread::scope(|scope| {
+        let first = scope.spawn(first);
+        let b = second();
+        let a = first
+            .join()
+            .map_err(|_| io::Error::other("a thread doing file operations panicked"))?;
+        Ok((a, b))
+    })
+}
+
 /// Closes `file`, returning the error `close(2)` reports.
 pub(crate) fn close(file: File) -> io::Result<()> {
     let fd = file.into_raw_fd();

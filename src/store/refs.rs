@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use git2::Oid;
 
-use super::fs::{append, close, create_new, remove_if_present};
+use super::fs::{append, at_once, close, create_new, remove_if_present};
 
 /// The mode of the lock files wikibot creates: no owner write bit marks them as ours.
 const OUR_LOCK_MODE: u32 = 0o444;
@@ -211,8 +211,8 @@ pub(crate) enum Taken {
     },
 }
 
-/// Takes git's lock on ref `name`: creates `<ref>.lock`, empty, for [`ConfirmedLock::write`]
-/// to fill once the ref's value is confirmed under it. The caller holds the writer mutex. A
+/// Takes git's lock on ref `name`: creates `<ref>.lock`, empty, for
+/// [`RefLock::fill_and_confirm`] to fill. The caller holds the writer mutex. A
 /// lock file left by a dead wikibot writer is removed; one of another program's is removed
 /// only once it is older than `stale_after`.
 pub(crate) fn lock(git_dir: &Path, name: &str, stale_after: Duration) -> io::Result<Taken> {
@@ -269,43 +269,69 @@ pub(crate) fn lock(git_dir: &Path, name: &str, stale_after: Duration) -> io::Res
 }
 
 impl RefLock {
-    /// Confirms that the ref still points at `expected` (`None`: must not exist), now that
-    /// git's lock keeps everyone else's updates out. If it moved, the lock is given up and
-    /// the ref's value is returned: only a person's git can have moved it.
+    /// Writes `new`, the value the ref is to get, into the lock file (through the open
+    /// descriptor) and reads the ref again: at once when `parallel`, each being a round trip
+    /// on EFS. The caller built `new` on `expected`, which it read under the writer mutex,
+    /// so the lock's content is right even before the check; the check, now that git's lock
+    /// keeps everyone else's updates out, is the compare-and-swap against a person's git. If
+    /// the ref moved (`None`: must not exist), the lock is given up and the ref's value is
+    /// returned.
     ///
-    /// If the ref file *is* our lock file, someone's late rename published it before this
-    /// check (`docs/decisions/0003-ref-updates.md`): the ref's value before that was the tip
-    /// the caller read under the writer mutex, so the lock counts as confirmed, and writing it
-    /// gives the ref the commit that was to follow that tip.
-    pub(crate) fn confirm(
+    /// If the ref file *is* our lock file, or already holds `new`, someone's late rename
+    /// published the lock (`docs/decisions/0003-ref-updates.md`): the ref's value before that
+    /// was `expected`, and our write gives it `new`, so the lock counts as confirmed.
+    pub(crate) fn fill_and_confirm(
         self,
         git_dir: &Path,
         name: &str,
+        new: Oid,
         expected: Option<Oid>,
         memo: &RefMemo,
+        parallel: bool,
     ) -> io::Result<Confirmed> {
         // From here the lock is ours: every path below releases it or hands it on.
-        let current = match read(git_dir, name, memo) {
-            Ok(current) => current,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData && self.is_the_ref(git_dir, name) => {
-                return Ok(Confirmed::Held(ConfirmedLock(self)));
-            }
+        let Self { lock, file, inode } = self;
+        let fill = move || -> io::Result<RefStamp> {
+            // The stamp is taken before the close, from the descriptor (on NFS the write's
+            // reply carries the attributes): the ref's after the rename, since a rename keeps
+            // a file's modification time.
+            let stamp = (&file)
+                .write_all(format!("{new}\n").as_bytes())
+                .and_then(|()| file.metadata())
+                .map(|meta| RefStamp::of(&meta));
+            stamp.and_then(|stamp| close(file).map(|()| stamp))
+        };
+        let (filled, current) = at_once(parallel, fill, || read(git_dir, name, memo))?;
+        let published_early = |current: &io::Result<Option<Oid>>| match current {
+            Ok(current) => *current == Some(new),
             Err(e) => {
-                self.release()?;
+                e.kind() == io::ErrorKind::InvalidData
+                    && std::fs::symlink_metadata(git_dir.join(name))
+                        .is_ok_and(|meta| (meta.dev(), meta.ino()) == inode)
+            }
+        };
+        let confirmed = published_early(&current);
+        let stamp = match filled {
+            Ok(stamp) => stamp,
+            Err(e) => {
+                remove_if_present(&lock)?;
                 return Err(e);
             }
         };
-        if current != expected {
-            self.release()?;
-            return Ok(Confirmed::Moved(current));
+        match current {
+            _ if confirmed => Ok(Confirmed::Held(WrittenLock { lock, stamp, new })),
+            Ok(current) if current == expected => {
+                Ok(Confirmed::Held(WrittenLock { lock, stamp, new }))
+            }
+            Ok(current) => {
+                remove_if_present(&lock)?;
+                Ok(Confirmed::Moved(current))
+            }
+            Err(e) => {
+                remove_if_present(&lock)?;
+                Err(e)
+            }
         }
-        Ok(Confirmed::Held(ConfirmedLock(self)))
-    }
-
-    /// Whether the ref file is our lock file (renamed into place by someone else).
-    fn is_the_ref(&self, git_dir: &Path, name: &str) -> bool {
-        std::fs::symlink_metadata(git_dir.join(name))
-            .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.inode)
     }
 
     /// Gives the lock up without changing the ref.
@@ -315,35 +341,12 @@ impl RefLock {
     }
 }
 
-/// What confirming a ref lock found.
+/// What filling and confirming a ref lock found.
 pub(crate) enum Confirmed {
-    /// The ref is as expected and the lock is still ours.
-    Held(ConfirmedLock),
+    /// The ref is as expected and the lock, still ours, holds the new value.
+    Held(WrittenLock),
     /// The ref points elsewhere (or nowhere); the lock was given up.
     Moved(Option<Oid>),
-}
-
-/// git's lock on a ref whose value was checked after the lock was taken.
-pub(crate) struct ConfirmedLock(RefLock);
-
-impl ConfirmedLock {
-    /// Writes `new`, the value the ref is to get, into the lock file and closes it. Its stamp
-    /// is taken first, from the descriptor (on NFS the write's reply carries the attributes):
-    /// the ref's after the rename, since a rename keeps a file's modification time.
-    pub(crate) fn write(self, new: Oid) -> io::Result<WrittenLock> {
-        let RefLock { lock, mut file, .. } = self.0;
-        let stamped = file
-            .write_all(format!("{new}\n").as_bytes())
-            .and_then(|()| file.metadata())
-            .map(|meta| RefStamp::of(&meta));
-        match stamped.and_then(|stamp| close(file).map(|()| stamp)) {
-            Ok(stamp) => Ok(WrittenLock { lock, stamp, new }),
-            Err(e) => {
-                remove_if_present(&lock)?;
-                Err(e)
-            }
-        }
-    }
 }
 
 /// git's lock on a ref, confirmed and holding the ref's new value.
@@ -532,12 +535,10 @@ mod tests {
         match lock(dir, MAIN, STALE).unwrap() {
             Taken::Held(held) => Some(
                 match held
-                    .confirm(dir, MAIN, expected, &RefMemo::default())
+                    .fill_and_confirm(dir, MAIN, new, expected, &RefMemo::default(), false)
                     .unwrap()
                 {
                     Confirmed::Held(held) => held
-                        .write(new)
-                        .unwrap()
                         .commit(dir, MAIN, expected, (log, &entry), &RefMemo::default())
                         .unwrap(),
                     Confirmed::Moved(now) => Swap::Moved(now),
@@ -625,24 +626,25 @@ mod tests {
             std::fs::rename(dir.join("refs/heads/main.lock"), dir.join(MAIN)).unwrap();
         };
         let memo = RefMemo::default();
-        // Whether it comes before our check, between the check and the write, or between
-        // the write and our rename, the branch ends at our commit, and the rename says so.
-        for when in ["before the check", "before the write", "before the rename"] {
+        // Whether it comes before we fill and check the lock (the two at once or in order), or
+        // between that and our rename, the branch ends at our commit, and the rename says so.
+        for (when, parallel) in [
+            ("before the fill", false),
+            ("before the fill", true),
+            ("before the rename", false),
+            ("before the rename", true),
+        ] {
             let dir = git_dir();
             swap(dir.path(), None, oid(1));
             let held = take(dir.path());
-            if when == "before the check" {
+            if when == "before the fill" {
                 late_rename(dir.path());
             }
-            let Confirmed::Held(held) =
-                held.confirm(dir.path(), MAIN, Some(oid(1)), &memo).unwrap()
-            else {
+            let filled =
+                held.fill_and_confirm(dir.path(), MAIN, oid(2), Some(oid(1)), &memo, parallel);
+            let Confirmed::Held(written) = filled.unwrap() else {
                 panic!("{when}: the lock counts as confirmed")
             };
-            if when == "before the write" {
-                late_rename(dir.path());
-            }
-            let written = held.write(oid(2)).unwrap();
             if when == "before the rename" {
                 late_rename(dir.path());
             }
@@ -670,7 +672,7 @@ mod tests {
         let held = take(dir.path());
         std::fs::write(dir.path().join(MAIN), "").unwrap();
         let err = held
-            .confirm(dir.path(), MAIN, Some(oid(1)), &memo)
+            .fill_and_confirm(dir.path(), MAIN, oid(2), Some(oid(1)), &memo, true)
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -684,10 +686,10 @@ mod tests {
         let Taken::Held(held) = lock(dir.path(), MAIN, STALE).unwrap() else {
             panic!("free")
         };
-        let Confirmed::Held(held) = held.confirm(dir.path(), MAIN, None, &ours).unwrap() else {
+        let filled = held.fill_and_confirm(dir.path(), MAIN, oid(1), None, &ours, true);
+        let Confirmed::Held(held) = filled.unwrap() else {
             panic!("no branch yet")
         };
-        let held = held.write(oid(1)).unwrap();
         let entry = ReflogEntry {
             who: "Ada <ada@example.com>",
             seconds: 1_700_000_000,
@@ -732,7 +734,8 @@ mod tests {
         };
         // We built on oid(9), but the branch is at oid(1) (a person's git moved it).
         assert!(matches!(
-            held.confirm(dir.path(), MAIN, Some(oid(9)), &RefMemo::default()).unwrap(),
+            held.fill_and_confirm(dir.path(), MAIN, oid(3), Some(oid(9)), &RefMemo::default(), true)
+                .unwrap(),
             Confirmed::Moved(Some(now)) if now == oid(1)
         ));
         assert!(
