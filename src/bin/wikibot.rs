@@ -201,8 +201,10 @@ struct EfsSimArgs {
     /// Override the preset's cache time for directories and for names that do not exist.
     #[arg(long, value_name = "MS")]
     dir_ttl_ms: Option<u64>,
-    /// Threads answering requests: how many round trips may be in flight at once.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Threads answering requests: how many round trips may be in flight at once. The Linux
+    /// NFS client keeps up to 64 requests in flight per session (`max_session_slots`); a
+    /// request the kernel sends without waiting (a release) holds a thread for its delay too.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     /// Also write the counts as JSON to FILE, on exit and on SIGUSR1.
     #[arg(long, value_name = "FILE")]
