@@ -101,6 +101,38 @@ pub(crate) fn at_once<A: Send, B>(
     })
 }
 
+/// Runs `each` on every item: on threads of their own (and this one) when `parallel`, as
+/// [`at_once`] does for two; in order otherwise.
+pub(crate) fn each_at_once<I: Send, R: Send>(
+    items: Vec<I>,
+    parallel: bool,
+    each: impl Fn(I) -> R + Sync,
+) -> io::Result<Vec<R>> {
+    if !parallel || items.len() < 2 {
+        return Ok(items.into_iter().map(each).collect());
+    }
+    let each = &each;
+    std::thread::scope(|scope| {
+        let mut items = items;
+        let mine = items.pop();
+        let others: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || each(item)))
+            .collect();
+        let mine = mine.map(each);
+        let mut results = others
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .map_err(|_| io::Error::other("a thread doing file operations panicked"))
+            })
+            .collect::<io::Result<Vec<R>>>()?;
+        results.extend(mine);
+        Ok(results)
+    })
+}
+
 /// Closes `file`, returning the error `close(2)` reports.
 pub(crate) fn close(file: File) -> io::Result<()> {
     let fd = file.into_raw_fd();

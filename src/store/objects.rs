@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use git2::{Blob, Commit, ErrorCode, FileMode, ObjectType, Odb, Oid, Repository, Tree};
 
 use super::StoreError;
-use super::fs::{remove_if_present, write_new};
+use super::fs::{each_at_once, remove_if_present, write_new};
 
 /// Past this many bytes of new objects the scratch database starts afresh, bounding memory.
 const SCRATCH_LIMIT_BYTES: usize = 32 * 1024 * 1024;
@@ -395,39 +395,14 @@ pub(crate) fn discard_all(staged: Vec<Staged>, parallel: bool) {
     }
 }
 
-/// Runs `each` on every item: on threads of their own (and this one) when `parallel`, in
-/// order otherwise.
+/// [`each_at_once`], a panicked thread reported as the store's error.
 fn at_once<I: Send, R: Send>(
     items: Vec<I>,
     parallel: bool,
     each: impl Fn(I) -> Result<R, StoreError> + Sync,
 ) -> Vec<Result<R, StoreError>> {
-    if !parallel || items.len() < 2 {
-        return items.into_iter().map(each).collect();
-    }
-    let each = &each;
-    std::thread::scope(|scope| {
-        let mut items = items;
-        let mine = items.pop();
-        let others: Vec<_> = items
-            .into_iter()
-            .map(|item| scope.spawn(move || each(item)))
-            .collect();
-        let mine = mine.map(each);
-        let mut results: Vec<_> = others
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(StoreError::io(
-                        "writing objects",
-                        io::Error::other("a writing thread panicked"),
-                    ))
-                })
-            })
-            .collect();
-        results.extend(mine);
-        results
-    })
+    each_at_once(items, parallel, each)
+        .unwrap_or_else(|e| vec![Err(StoreError::io("writing objects", e))])
 }
 
 /// Persists `object` under `objects_dir` as a loose object and puts it in place.
