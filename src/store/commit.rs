@@ -5,7 +5,9 @@
 //! plan against it, builds the objects in scratch, persists them and moves the branch by
 //! compare-and-swap; a lost race (only a person's git can cause one) re-plans on the new tip,
 //! so a change computed from a page's content (an edit, a link rewrite) is always computed
-//! from the content it replaces.
+//! from the content it replaces. A first attempt may plan and build on the tip this process
+//! last saw while the mutex is being taken, writing the objects where no reader looks; only
+//! a plan run on the tip read under the mutex decides what lands, or fails the write.
 //!
 //! After a commit lands, the in-memory page index (`page_index.rs`) is moved to it from the
 //! changes in hand, without reading anything. This module must not decide what an operation
@@ -165,6 +167,7 @@ impl Wiki {
         if self.config.parallel_object_writes {
             self.list_object_directories();
         }
+        let sample = self.sample_loose_objects();
         // Objects are content-addressed: once persisted, later attempts reuse them.
         let mut persisted = HashSet::new();
         let started = Instant::now();
@@ -182,7 +185,7 @@ impl Wiki {
             let holder = match self.try_commit(&step, &mut plan, &mut persisted) {
                 Ok(Attempt::Done(outcome, report)) => {
                     if outcome.changed {
-                        self.maintain_if_due();
+                        self.maintain_if(sample);
                     }
                     return Ok((
                         WriteOutcome {
@@ -213,8 +216,9 @@ impl Wiki {
     /// 1. the writer mutex; and, with a `guess` at the tip, the commit built on it and its
     ///    objects written to temporary files beside their places;
     /// 2. git's lock file on the branch, created empty; and the tip, read under the mutex;
-    /// 3. (re-planned on the tip if the guess was wrong) the objects renamed into place; and
-    ///    the branch confirmed under the lock, then the new commit written into the lock;
+    /// 3. (re-planned on the tip if the guess was wrong) the objects renamed into place; the
+    ///    new commit written into the lock; and the branch read again under the lock, the
+    ///    compare-and-swap against a person's git;
     /// 4. the lock renamed over the branch;
     /// 5. the mutex released.
     ///

@@ -662,20 +662,34 @@ impl Wiki {
         Ok(report)
     }
 
-    /// After a write: now and then, estimate the loose objects as git's `gc --auto` does (the
-    /// entries of a few fan-out directories, scaled) and maintain past the threshold.
-    fn maintain_if_due(&self) {
+    /// For a write, now and then: starts estimating the loose objects as git's `gc --auto`
+    /// does (the entries of a few fan-out directories, scaled), on a thread of its own, so the
+    /// listings (round trips on EFS) overlap the write instead of following it. The answer,
+    /// whether to maintain, is for [`Wiki::maintain_if`] once the write has landed.
+    fn sample_loose_objects(&self) -> Option<std::thread::JoinHandle<bool>> {
         let threshold = self.config.maintain_after_loose_objects;
         if threshold == 0 || fastrand::u64(..MAINTENANCE_CHECK_ONE_IN) != 0 {
-            return;
+            return None;
         }
         const SAMPLED: [&str; 4] = ["17", "2a", "9c", "e5"];
         let objects = self.path.join("objects");
-        // At once: each listing is a few round trips on EFS, and this write waits for them.
-        let count = |dir: &str| std::fs::read_dir(objects.join(dir)).map_or(0, Iterator::count);
-        let sampled: usize = fs::each_at_once(SAMPLED.to_vec(), true, count)
-            .map_or(0, |counts| counts.into_iter().sum());
-        if sampled * 256 / SAMPLED.len() < threshold {
+        let sampling = std::thread::Builder::new()
+            .name("sample-objects".into())
+            .spawn(move || {
+                let count =
+                    |dir: &str| std::fs::read_dir(objects.join(dir)).map_or(0, Iterator::count);
+                let sampled: usize = fs::each_at_once(SAMPLED.to_vec(), true, count)
+                    .map_or(0, |counts| counts.into_iter().sum());
+                sampled * 256 / SAMPLED.len() >= threshold
+            });
+        sampling
+            .inspect_err(|e| tracing::debug!(error = %e, "could not start sampling objects"))
+            .ok()
+    }
+
+    /// Maintains if `sample` (from [`Wiki::sample_loose_objects`]) found too many loose objects.
+    fn maintain_if(&self, sample: Option<std::thread::JoinHandle<bool>>) {
+        if !sample.is_some_and(|sample| sample.join().unwrap_or(false)) {
             return;
         }
         match self.maintain() {
