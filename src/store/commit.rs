@@ -368,25 +368,14 @@ impl Wiki {
                 objects::publish_all(staged, parallel)
             },
             || {
-                let filled = lock
-                    .fill_and_confirm(
-                        &self.path,
-                        branch,
-                        built.commit,
-                        tip,
-                        &self.branch_memo,
-                        parallel,
-                    )
-                    .map_err(|e| StoreError::io(format!("locking {branch}"), e))?;
-                Ok(match filled {
-                    Confirmed::Held(written) => Locked::Written(written),
-                    Confirmed::Moved(now) => Locked::Moved(now),
-                })
+                let memo = &self.branch_memo;
+                lock.fill_and_confirm(&self.path, branch, built.commit, tip, memo, parallel)
+                    .map_err(|e| StoreError::io(format!("locking {branch}"), e))
             },
         )?;
         let locked = match (placed, written) {
             (Ok(()), Ok(locked)) => locked,
-            (Err(e), Ok(Locked::Written(written))) => {
+            (Err(e), Ok(Confirmed::Held(written))) => {
                 release(written.release(), branch)?;
                 return Err(e);
             }
@@ -395,7 +384,7 @@ impl Wiki {
 
         // 4.
         let swap = match locked {
-            Locked::Written(written) => {
+            Confirmed::Held(written) => {
                 let request = at.step.request;
                 let who = format!("{} <{}>", request.author.name(), request.author.email());
                 let subject = request.message.lines().next().unwrap_or_default();
@@ -418,7 +407,7 @@ impl Wiki {
                     )
                     .map_err(|e| StoreError::io(format!("updating {branch}"), e))?
             }
-            Locked::Moved(now) => Swap::Moved(now),
+            Confirmed::Moved(now) => Swap::Moved(now),
         };
         let on_branch = match swap {
             Swap::Done => true,
@@ -624,14 +613,6 @@ impl Wiki {
         }
         Ok(())
     }
-}
-
-/// How confirming the branch under git's lock ended.
-enum Locked {
-    /// The branch was where the commit was built; the lock holds the commit.
-    Written(refs::WrittenLock),
-    /// The branch had moved (to this); the lock was given up.
-    Moved(Option<Oid>),
 }
 
 /// Who commits, when, and the tip this process guesses the branch is at.

@@ -302,15 +302,6 @@ impl RefLock {
             stamp.and_then(|stamp| close(file).map(|()| stamp))
         };
         let (filled, current) = at_once(parallel, fill, || read(git_dir, name, memo))?;
-        let published_early = |current: &io::Result<Option<Oid>>| match current {
-            Ok(current) => *current == Some(new),
-            Err(e) => {
-                e.kind() == io::ErrorKind::InvalidData
-                    && std::fs::symlink_metadata(git_dir.join(name))
-                        .is_ok_and(|meta| (meta.dev(), meta.ino()) == inode)
-            }
-        };
-        let confirmed = published_early(&current);
         let stamp = match filled {
             Ok(stamp) => stamp,
             Err(e) => {
@@ -318,20 +309,21 @@ impl RefLock {
                 return Err(e);
             }
         };
-        match current {
-            _ if confirmed => Ok(Confirmed::Held(WrittenLock { lock, stamp, new })),
-            Ok(current) if current == expected => {
-                Ok(Confirmed::Held(WrittenLock { lock, stamp, new }))
-            }
-            Ok(current) => {
-                remove_if_present(&lock)?;
-                Ok(Confirmed::Moved(current))
-            }
+        // A late rename made our lock file the ref: it reads as empty (or part-written), or
+        // as our own value.
+        let published_early = match &current {
+            Ok(current) => *current == Some(new),
             Err(e) => {
-                remove_if_present(&lock)?;
-                Err(e)
+                e.kind() == io::ErrorKind::InvalidData
+                    && std::fs::symlink_metadata(git_dir.join(name))
+                        .is_ok_and(|meta| (meta.dev(), meta.ino()) == inode)
             }
+        };
+        if published_early || matches!(current, Ok(current) if current == expected) {
+            return Ok(Confirmed::Held(WrittenLock { lock, stamp, new }));
         }
+        remove_if_present(&lock)?;
+        current.map(Confirmed::Moved)
     }
 
     /// Gives the lock up without changing the ref.
