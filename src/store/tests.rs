@@ -700,3 +700,52 @@ fn common_fsck(repo: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Builds on a tip another process has moved past (this process's guess), twice: once where
+/// the guess would let a create-only write through and the real tip refuses it, once where
+/// the guess would refuse it and the real tip lets it through. Only the real tip decides, the
+/// write lands on it, and nothing built on the guess is left in the repository.
+#[test]
+fn a_write_built_on_a_stale_guess_is_decided_and_landed_on_the_real_tip() {
+    let f = fixture();
+    let other_process = Store::new(f.store.config().clone());
+    let other = other_process
+        .open(&WikiName::parse("demo").unwrap())
+        .unwrap();
+    let change = |expect| Change {
+        author: &f.author,
+        message: "",
+        time: SystemTime::now(),
+        expect,
+    };
+
+    // This process knows the tip after its own write; the other moves it on.
+    f.write(&page("Gone"), "here", Expect::Anything).unwrap();
+    write_as(&other, &page("New"), "made elsewhere").unwrap();
+    let err = f.write(&page("New"), "mine", Expect::Absent).unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+
+    // The guess (after that refusal, the tip it read) has "Gone"; the real tip does not.
+    other
+        .delete(&page("Gone"), &change(Expect::Anything))
+        .unwrap();
+    let tip_before = other.history(None, 1).unwrap()[0].id;
+    let landed = f.write(&page("Gone"), "again", Expect::Absent).unwrap();
+    let log = f.wiki.history(None, 2).unwrap();
+    assert_eq!(log[0].id, landed.revision);
+    assert_eq!(log[1].id, tip_before, "built on the real tip");
+    assert_eq!(f.wiki.read(&page("Gone")).unwrap().content, "again");
+    assert_eq!(f.wiki.read(&page("New")).unwrap().content, "made elsewhere");
+
+    let repo = f.wiki.path();
+    let leftovers: Vec<_> = fs::read_dir(repo.join("objects"))
+        .unwrap()
+        .flatten()
+        .filter(|dir| dir.path().is_dir())
+        .flat_map(|dir| fs::read_dir(dir.path()).unwrap().flatten())
+        .filter(|file| file.file_name().to_string_lossy().starts_with("tmp_obj_"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let unreachable = git(repo, &["fsck", "--unreachable", "--no-reflogs"], "");
+    assert!(unreachable.trim().is_empty(), "{unreachable}");
+}
