@@ -14,7 +14,7 @@
 //! changes (the plans in `mod.rs` and `operations.rs` do) and must not answer reads.
 
 use std::collections::HashSet;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use git2::Oid;
 
@@ -269,17 +269,9 @@ impl Wiki {
 
             // 2.
             let branch = &at.branch;
-            let (taken, tip) = at_once(
-                at.parallel,
-                || {
-                    refs::lock(&self.path, branch, self.config.stale_lock_after)
-                        .map_err(|e| StoreError::io(format!("locking {branch}"), e))
-                },
-                || self.read_branch(branch),
-            )?;
-            let (lock, tip) = match (taken, tip) {
-                (Ok(refs::Taken::Held(lock)), Ok(tip)) => (lock, tip),
-                (Ok(refs::Taken::Foreign { age }), _) => {
+            let (lock, tip) = match self.lock_and_read_tip(branch, at.parallel) {
+                Ok(Ok(locked)) => locked,
+                Ok(Err(age)) => {
                     at.discard(building);
                     let holder = Holder::ForeignLock {
                         lock: format!("{branch}.lock"),
@@ -288,12 +280,7 @@ impl Wiki {
                     };
                     return Ok((Attempt::Blocked(holder), Vec::new()));
                 }
-                (Ok(refs::Taken::Held(lock)), Err(e)) => {
-                    at.discard(building);
-                    release(lock.release(), branch)?;
-                    return Err(e);
-                }
-                (Err(e), _) => {
+                Err(e) => {
                     at.discard(building);
                     return Err(e);
                 }
@@ -353,6 +340,60 @@ impl Wiki {
                 }
             }
         };
+        let on_branch =
+            self.place_and_swap(at, repos, lock, tip, staged, &built.objects, built.commit)?;
+        if !on_branch {
+            return Ok((Attempt::LostRace, built.blobs));
+        }
+        self.index_landed(built.tip, built.commit, built.root_tree, &built.landed);
+        let outcome = WriteOutcome {
+            revision: Revision(built.commit),
+            changed: true,
+            attempts: 0,
+        };
+        Ok((Attempt::Done(outcome, built.report), built.blobs))
+    }
+
+    /// Step 2: git's lock on the branch, and the tip read under the writer mutex, at once.
+    /// `Err(age)` inside: another program holds git's lock, since `age` ago.
+    fn lock_and_read_tip(
+        &self,
+        branch: &str,
+        parallel: bool,
+    ) -> Result<Result<(refs::RefLock, Option<Oid>), Duration>, StoreError> {
+        let (taken, tip) = at_once(
+            parallel,
+            || {
+                refs::lock(&self.path, branch, self.config.stale_lock_after)
+                    .map_err(|e| StoreError::io(format!("locking {branch}"), e))
+            },
+            || self.read_branch(branch),
+        )?;
+        match (taken?, tip) {
+            (refs::Taken::Held(lock), Ok(tip)) => Ok(Ok((lock, tip))),
+            (refs::Taken::Foreign { age }, _) => Ok(Err(age)),
+            (refs::Taken::Held(lock), Err(e)) => {
+                release(lock.release(), branch)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Steps 3 and 4 once the commit is built on `tip`: its objects (`staged` early, or
+    /// written now) put in place, the lock filled and the branch checked under it, then the
+    /// lock renamed over the branch. Whether the commit is on the branch.
+    #[allow(clippy::too_many_arguments)]
+    fn place_and_swap(
+        &self,
+        at: &Attempting<'_>,
+        repos: &Repositories,
+        lock: refs::RefLock,
+        tip: Option<Oid>,
+        staged: Option<Vec<Staged>>,
+        objects: &[NewObject],
+        commit: Oid,
+    ) -> Result<bool, StoreError> {
+        let (parallel, branch) = (at.parallel, &at.branch);
         // In order, the objects go into place before the commit goes into the lock; at once,
         // they overlap (a window decision 0003 names).
         let (placed, written) = at_once(
@@ -361,7 +402,7 @@ impl Wiki {
                 let staged = match staged {
                     Some(staged) => staged,
                     None => {
-                        let new: Vec<&NewObject> = built.objects.iter().collect();
+                        let new: Vec<&NewObject> = objects.iter().collect();
                         objects::stage_all(&at.objects_dir, &new, parallel)?
                     }
                 };
@@ -369,7 +410,7 @@ impl Wiki {
             },
             || {
                 let memo = &self.branch_memo;
-                lock.fill_and_confirm(&self.path, branch, built.commit, tip, memo, parallel)
+                lock.fill_and_confirm(&self.path, branch, commit, tip, memo, parallel)
                     .map_err(|e| StoreError::io(format!("locking {branch}"), e))
             },
         )?;
@@ -409,25 +450,15 @@ impl Wiki {
             }
             Confirmed::Moved(now) => Swap::Moved(now),
         };
-        let on_branch = match swap {
+        Ok(match swap {
             Swap::Done => true,
             // Someone renamed our lock file into place early, or removed it: the branch says
             // whether our commit is on it.
             Swap::Moved(Some(now)) | Swap::Vanished(Some(now)) => {
-                now == built.commit || repos.disk.graph_descendant_of(now, built.commit)?
+                now == commit || repos.disk.graph_descendant_of(now, commit)?
             }
             Swap::Moved(None) | Swap::Vanished(None) => false,
-        };
-        if !on_branch {
-            return Ok((Attempt::LostRace, built.blobs));
-        }
-        self.index_landed(built.tip, built.commit, built.root_tree, &built.landed);
-        let outcome = WriteOutcome {
-            revision: Revision(built.commit),
-            changed: true,
-            attempts: 0,
-        };
-        Ok((Attempt::Done(outcome, built.report), built.blobs))
+        })
     }
 
     /// Step 1's building: the plan run against `guess` and its objects staged, or `None` if
