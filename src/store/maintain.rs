@@ -379,16 +379,26 @@ fn remove_temporary_files(git_dir: &Path, cutoff: SystemTime) -> io::Result<usiz
             if !ours {
                 continue;
             }
-            let meta = entry.metadata()?;
+            // A writer may put its staged object in place (or a killed writer's file be
+            // removed by another run) between the listing and here: gone is fine.
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if meta.modified()? > cutoff {
                 continue;
             }
-            if meta.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
+            let gone = if meta.is_dir() {
+                std::fs::remove_dir_all(entry.path())
             } else {
-                remove_if_present(&entry.path())?;
+                remove_if_present(&entry.path())
+            };
+            match gone {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
-            removed += 1;
         }
     }
     Ok(removed)
