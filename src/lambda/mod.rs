@@ -69,21 +69,15 @@ pub fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// Logs for CloudWatch: level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default INFO), JSON
-/// when `AWS_LAMBDA_LOG_FORMAT=JSON`, no colour codes and no timestamps (CloudWatch adds them).
+/// Logs for CloudWatch, filtered by [`log_filter`], JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`,
+/// no colour codes and no timestamps (CloudWatch adds them).
 pub fn init_logging() {
-    use tracing_subscriber::filter::{FilterExt, LevelFilter};
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::fmt;
     use tracing_subscriber::prelude::*;
-    use tracing_subscriber::{EnvFilter, fmt};
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|level| level.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
-    let requested = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy();
-    let filter = requested.and(never_log_events());
+    let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = log_filter(lambda_level.as_deref(), rust_log.as_deref()).and(never_log_events());
     let layer = fmt::layer()
         .with_ansi(false)
         .with_target(false)
@@ -97,6 +91,33 @@ pub fn init_logging() {
     } else {
         registry.with(layer.with_filter(filter)).try_init()
     };
+}
+
+/// The functions' log filter: `RUST_LOG`'s `target=level` directives (`wikibot=debug,rmcp=warn`)
+/// over a level for every other target: `AWS_LAMBDA_LOG_LEVEL` (Lambda's application log
+/// level; its `FATAL` is ERROR here), else a bare level in `RUST_LOG`, else INFO. A `RUST_LOG`
+/// that does not parse is ignored. This is tracing-subscriber's `Targets`, not its
+/// `EnvFilter`: the regex engines behind `EnvFilter`'s span and field directives weigh about
+/// 220 KiB in the mcp-server binary, against its 3 MB zip budget (decision 0004).
+pub fn log_filter(
+    lambda_level: Option<&str>,
+    rust_log: Option<&str>,
+) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let directives = rust_log
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_default();
+    let lambda_level = lambda_level.and_then(|level| {
+        if level.trim().eq_ignore_ascii_case("fatal") {
+            Some(LevelFilter::ERROR)
+        } else {
+            level.trim().parse::<LevelFilter>().ok()
+        }
+    });
+    let level = lambda_level
+        .or(directives.default_level())
+        .unwrap_or(LevelFilter::INFO);
+    directives.with_default(level)
 }
 
 /// Text log fields with every control character escaped (`\n`, `\u{1b}`, …): nothing a
@@ -202,6 +223,48 @@ mod tests {
             assert!(cap.would_enable(target, &tracing::Level::INFO), "{target}");
         }
         assert!(cap.would_enable("wikibot::store", &tracing::Level::TRACE));
+    }
+
+    #[test]
+    fn the_log_level_comes_from_lambda_then_rust_log_then_info() {
+        use tracing::Level;
+        let enabled = |filter: &tracing_subscriber::filter::Targets, target, level| {
+            filter.would_enable(target, &level)
+        };
+        let default = log_filter(None, None);
+        assert!(enabled(&default, "wikibot::store", Level::INFO));
+        assert!(!enabled(&default, "wikibot::store", Level::DEBUG));
+
+        let lambda = log_filter(Some("DEBUG"), Some("warn"));
+        assert!(enabled(&lambda, "rmcp", Level::DEBUG));
+        assert!(!enabled(&lambda, "rmcp", Level::TRACE));
+        let fatal = log_filter(Some("FATAL"), None);
+        assert!(enabled(&fatal, "wikibot", Level::ERROR));
+        assert!(!enabled(&fatal, "wikibot", Level::WARN));
+
+        let bare = log_filter(None, Some("warn"));
+        assert!(enabled(&bare, "wikibot", Level::WARN));
+        assert!(!enabled(&bare, "wikibot", Level::INFO));
+        let unknown_lambda_level = log_filter(Some("chatty"), Some("error"));
+        assert!(!enabled(&unknown_lambda_level, "wikibot", Level::WARN));
+    }
+
+    #[test]
+    fn rust_log_names_targets_over_the_level_and_bad_directives_are_ignored() {
+        use tracing::Level;
+        let targets = log_filter(Some("INFO"), Some("wikibot::store=trace,rmcp=error"));
+        assert!(targets.would_enable("wikibot::store::commit", &Level::TRACE));
+        assert!(!targets.would_enable("wikibot::mcp", &Level::DEBUG));
+        assert!(targets.would_enable("wikibot::mcp", &Level::INFO));
+        assert!(!targets.would_enable("rmcp::service", &Level::WARN));
+
+        let with_default = log_filter(None, Some("debug,rmcp=warn"));
+        assert!(with_default.would_enable("wikibot", &Level::DEBUG));
+        assert!(!with_default.would_enable("rmcp", &Level::INFO));
+
+        let garbage = log_filter(None, Some("wikibot=loud,,=="));
+        assert!(garbage.would_enable("wikibot", &Level::INFO));
+        assert!(!garbage.would_enable("wikibot", &Level::DEBUG));
     }
 
     #[test]
