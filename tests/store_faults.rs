@@ -1178,6 +1178,7 @@ async fn writers_killed_at_random_points_never_block_the_wiki_or_lose_a_saved_wr
 
     // How long the two kinds of victim write take, to spread kill times over them.
     let mut calibrate = ready(spec.clone()).await;
+    writes.push(write(&mut calibrate, "Victim", "calibrate warm-up").await);
     let random_write = calibrate
         .invoke(
             json!({"op": "write", "repo": WIKI, "page": "Victim", "content": big_page,
@@ -1264,6 +1265,11 @@ async fn writers_killed_at_random_points_never_block_the_wiki_or_lose_a_saved_wr
             Kill::Stalled(_) => ready(sequential(spec.clone())).await,
             _ => ready(spec.clone()).await,
         };
+        // A process that has written before stages its objects in the spare files that
+        // write made, and links them into place: a random kill lands in those steps too.
+        if !matches!(kind, Kill::Stalled(_)) {
+            writes.push(write(&mut victim, "Victim", &format!("warm-up {round}")).await);
+        }
         let mut next = ready(spec.clone()).await;
         let message = format!("victim {round}");
         let pid = victim.pid().unwrap();

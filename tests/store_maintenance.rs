@@ -33,9 +33,22 @@ fn files_under(dir: &Path, suffix: &str) -> usize {
     })
 }
 
+/// Files named as loose objects (38 hex digits in a fan-out directory); temporary files
+/// (`tmp_obj_…`, such as a writer's spares) are not objects.
 fn loose_objects(repo: &Path) -> usize {
     (0..=255u8)
-        .map(|fanout| files_under(&repo.join(format!("objects/{fanout:02x}")), ""))
+        .map(|fanout| {
+            std::fs::read_dir(repo.join(format!("objects/{fanout:02x}"))).map_or(0, |entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        name.len() == 38 && name.chars().all(|c| c.is_ascii_hexdigit())
+                    })
+                    .count()
+            })
+        })
         .sum()
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use git2::Oid;
 
 use super::fs;
-use super::objects::{self, Builder, Entry, NewObject, Objects, Staged};
+use super::objects::{self, Builder, Entry, NewObject, Objects, SpareFiles, Staged};
 use super::page_index::PageIndex;
 use super::refs::{self, Confirmed, ReflogEntry, Swap};
 use super::{
@@ -143,8 +143,8 @@ struct Built<T> {
     report: T,
 }
 
-/// A commit built on a guessed tip before the writer mutex was held, its objects written
-/// beside their places.
+/// A commit built on a guessed tip before the writer mutex was held, its objects written to
+/// temporary files.
 struct Early<T> {
     built: Built<T>,
     staged: Vec<Staged>,
@@ -164,9 +164,27 @@ impl Wiki {
             .time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        if self.config.parallel_object_writes {
-            self.list_object_directories();
+        if !self.config.parallel_object_writes {
+            let committed = self.commit_attempts(request, seconds, &mut plan, &self.spares);
+            self.spares.refill(false);
+            return committed;
         }
+        self.list_object_directories();
+        // The spares for the next write are made beside this one's round trips.
+        std::thread::scope(|scope| {
+            let _refilling = scope.spawn(|| self.spares.refill(true));
+            self.commit_attempts(request, seconds, &mut plan, &self.spares)
+        })
+    }
+
+    /// [`Wiki::commit`]'s attempts, until one lands or fails for good.
+    fn commit_attempts<T: Send>(
+        &self,
+        request: &CommitRequest<'_>,
+        seconds: i64,
+        plan: &mut (impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError> + Send),
+        spares: &SpareFiles,
+    ) -> Result<(WriteOutcome, T), StoreError> {
         let sample = self.sample_loose_objects();
         // Objects are content-addressed: once persisted, later attempts reuse them.
         let mut persisted = HashSet::new();
@@ -182,7 +200,7 @@ impl Wiki {
                 seconds,
                 guess,
             };
-            let holder = match self.try_commit(&step, &mut plan, &mut persisted) {
+            let holder = match self.try_commit(&step, plan, &mut persisted, spares) {
                 Ok(Attempt::Done(outcome, report)) => {
                     if outcome.changed {
                         self.maintain_if(sample);
@@ -214,9 +232,9 @@ impl Wiki {
     /// One attempt (docs/decisions/0003-ref-updates.md). Each numbered step is a round trip
     /// on EFS, and what is written in one line happens at once:
     /// 1. the writer mutex; and, with a `guess` at the tip, the commit built on it and its
-    ///    objects written to temporary files beside their places;
+    ///    objects written to temporary files (spares made ahead, or new files);
     /// 2. git's lock file on the branch, created empty; and the tip, read under the mutex;
-    /// 3. (re-planned on the tip if the guess was wrong) the objects renamed into place; the
+    /// 3. (re-planned on the tip if the guess was wrong) the objects put in place; the
     ///    new commit written into the lock; and the branch read again under the lock, the
     ///    compare-and-swap against a person's git;
     /// 4. the lock renamed over the branch;
@@ -230,6 +248,7 @@ impl Wiki {
         step: &Step<'_>,
         plan: &mut (impl FnMut(&Planner<'_>) -> Result<(Vec<FileChange>, T), StoreError> + Send),
         persisted: &mut HashSet<Oid>,
+        spares: &SpareFiles,
     ) -> Result<Attempt<T>, StoreError> {
         let mut repos = self.fresh_repos()?;
         repos.scratch.bound_memory()?;
@@ -239,6 +258,7 @@ impl Wiki {
             objects_dir: self.path.join("objects"),
             parallel: self.config.parallel_object_writes,
             persisted,
+            spares,
         };
         let repos: &mut Repositories = &mut repos;
         let (attempt, placed) = std::thread::scope(|scope| {
@@ -403,10 +423,10 @@ impl Wiki {
                     Some(staged) => staged,
                     None => {
                         let new: Vec<&NewObject> = objects.iter().collect();
-                        objects::stage_all(&at.objects_dir, &new, parallel)?
+                        objects::stage_all(&at.objects_dir, &new, parallel, at.spares)?
                     }
                 };
-                objects::publish_all(staged, parallel)
+                objects::publish_all(staged, parallel, at.spares)
             },
             || {
                 let memo = &self.branch_memo;
@@ -476,7 +496,7 @@ impl Wiki {
             Ok(Prepared::Unchanged(..)) | Err(_) => return None,
         };
         let new: Vec<&NewObject> = built.objects.iter().collect();
-        let staged = objects::stage_all(&at.objects_dir, &new, at.parallel).ok()?;
+        let staged = objects::stage_all(&at.objects_dir, &new, at.parallel, at.spares).ok()?;
         Some(Early { built, staged })
     }
 
@@ -662,6 +682,8 @@ struct Attempting<'a> {
     parallel: bool,
     /// Blobs earlier attempts put on disk.
     persisted: &'a HashSet<Oid>,
+    /// Temporary files made ahead for the objects.
+    spares: &'a SpareFiles,
 }
 
 impl Attempting<'_> {

@@ -403,6 +403,7 @@ impl Store {
         }
         let wiki = Arc::new(Wiki {
             name: name.clone(),
+            spares: objects::SpareFiles::default(),
             writer: FileMutex::new(&path, WRITER_MUTEX),
             maintenance: FileMutex::new(&path, MAINTENANCE_MUTEX),
             path,
@@ -438,6 +439,8 @@ pub struct Wiki {
     objects_listed: Mutex<Option<Instant>>,
     /// The branch's ref file as this process last read or wrote it (`refs.rs`).
     branch_memo: RefMemo,
+    /// Temporary files made ahead of the next write's objects (`objects.rs`).
+    spares: objects::SpareFiles,
     config: Arc<StoreConfig>,
 }
 
