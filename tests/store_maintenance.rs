@@ -215,10 +215,23 @@ async fn leftovers_of_killed_writers_go_after_the_grace_period_only() {
 
 #[tokio::test]
 async fn writes_maintain_on_their_own_once_loose_objects_pile_up() {
+    maintain_on_their_own("true").await;
+}
+
+/// Writing one file operation after another, the count is taken after the write, on the
+/// calling thread, and triggers maintenance the same way.
+#[tokio::test]
+async fn writes_in_order_maintain_on_their_own_too() {
+    maintain_on_their_own("false").await;
+}
+
+async fn maintain_on_their_own(parallel_object_writes: &str) {
     let root = tempfile::tempdir().unwrap();
     let repo = root.path().join("demo.git");
     // A threshold of one object: the check (one write in sixteen) finds it exceeded.
-    let spec = git_probe(root.path()).env("WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS", "1");
+    let spec = git_probe(root.path())
+        .env("WIKIBOT_MAINTAIN_AFTER_LOOSE_OBJECTS", "1")
+        .env("WIKIBOT_PARALLEL_OBJECT_WRITES", parallel_object_writes);
     let mut function = start(spec).await;
     call_ok(&mut function, json!({"op": "init", "repo": "demo"})).await;
     for n in 0..200 {

@@ -444,6 +444,22 @@ pub struct Wiki {
     config: Arc<StoreConfig>,
 }
 
+/// An estimate of the loose objects, under way or left for after the write.
+enum LooseSample {
+    Running(std::thread::JoinHandle<bool>),
+    AfterTheWrite,
+}
+
+/// Whether `objects` holds `threshold` loose objects or more, estimated from four fan-out
+/// directories (listed at once when `parallel`).
+fn too_many_loose_objects(objects: &Path, threshold: usize, parallel: bool) -> bool {
+    const SAMPLED: [&str; 4] = ["17", "2a", "9c", "e5"];
+    let count = |dir: &str| std::fs::read_dir(objects.join(dir)).map_or(0, Iterator::count);
+    let sampled: usize = fs::each_at_once(SAMPLED.to_vec(), parallel, count)
+        .map_or(0, |counts| counts.into_iter().sum());
+    sampled * 256 / SAMPLED.len() >= threshold
+}
+
 /// Identifies one version of a file: a replaced file has another inode or mtime.
 type FileStamp = (u64, i64, i64, u64);
 
@@ -667,32 +683,40 @@ impl Wiki {
 
     /// For a write, now and then: starts estimating the loose objects as git's `gc --auto`
     /// does (the entries of a few fan-out directories, scaled), on a thread of its own, so the
-    /// listings (round trips on EFS) overlap the write instead of following it. The answer,
-    /// whether to maintain, is for [`Wiki::maintain_if`] once the write has landed.
-    fn sample_loose_objects(&self) -> Option<std::thread::JoinHandle<bool>> {
+    /// listings (round trips on EFS) overlap the write instead of following it; without
+    /// parallel object writes, the estimate is left for after the write, on the calling
+    /// thread. The answer, whether to maintain, is for [`Wiki::maintain_if`] once the write
+    /// has landed.
+    fn sample_loose_objects(&self) -> Option<LooseSample> {
         let threshold = self.config.maintain_after_loose_objects;
         if threshold == 0 || fastrand::u64(..MAINTENANCE_CHECK_ONE_IN) != 0 {
             return None;
         }
-        const SAMPLED: [&str; 4] = ["17", "2a", "9c", "e5"];
+        if !self.config.parallel_object_writes {
+            return Some(LooseSample::AfterTheWrite);
+        }
         let objects = self.path.join("objects");
         let sampling = std::thread::Builder::new()
             .name("sample-objects".into())
-            .spawn(move || {
-                let count =
-                    |dir: &str| std::fs::read_dir(objects.join(dir)).map_or(0, Iterator::count);
-                let sampled: usize = fs::each_at_once(SAMPLED.to_vec(), true, count)
-                    .map_or(0, |counts| counts.into_iter().sum());
-                sampled * 256 / SAMPLED.len() >= threshold
-            });
+            .spawn(move || too_many_loose_objects(&objects, threshold, true));
         sampling
             .inspect_err(|e| tracing::debug!(error = %e, "could not start sampling objects"))
             .ok()
+            .map(LooseSample::Running)
     }
 
-    /// Maintains if `sample` (from [`Wiki::sample_loose_objects`]) found too many loose objects.
-    fn maintain_if(&self, sample: Option<std::thread::JoinHandle<bool>>) {
-        if !sample.is_some_and(|sample| sample.join().unwrap_or(false)) {
+    /// Maintains if `sample` (from [`Wiki::sample_loose_objects`]) finds too many loose objects.
+    fn maintain_if(&self, sample: Option<LooseSample>) {
+        let too_many = match sample {
+            None => false,
+            Some(LooseSample::Running(sampling)) => sampling.join().unwrap_or(false),
+            Some(LooseSample::AfterTheWrite) => too_many_loose_objects(
+                &self.path.join("objects"),
+                self.config.maintain_after_loose_objects,
+                false,
+            ),
+        };
+        if !too_many {
             return;
         }
         match self.maintain() {
